@@ -1,0 +1,209 @@
+"""Spec -> a Hub-ready model folder: config, deterministic weights, tokenizer, provenance.
+
+Everything is written into a temporary folder beside the target and renamed into place
+only when complete, so a crash or Ctrl-C never leaves a half-built model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import mmap
+import os
+import re
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hubtool.environment import hubtool_identity, library_versions
+from hubtool.errors import BuildError, display_path
+from hubtool.spec import BUILD_FORMAT, ModelSpec
+from hubtool.tokenizer import sha256_file, write_tokenizer
+
+PROVENANCE_FILE = "provenance.json"
+WEIGHTS_FILE = "model.safetensors"
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    spec: ModelSpec
+    path: Path
+    status: str  # "built" | "rebuilt" | "up-to-date"
+    seconds: float
+
+
+def read_provenance(folder: Path) -> dict[str, Any] | None:
+    """The folder's provenance, or None when it has none (or it is unreadable)."""
+    try:
+        return json.loads((folder / PROVENANCE_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def is_up_to_date(spec: ModelSpec, folder: Path) -> bool:
+    """Built from this exact spec, with every recorded file present at its recorded size."""
+    prov = read_provenance(folder)
+    if not prov or prov.get("spec", {}).get("sha256") != spec.spec_hash:
+        return False
+    files = prov.get("files", {})
+    return bool(files) and all(
+        (folder / name).is_file() and (folder / name).stat().st_size == meta["size"]
+        for name, meta in files.items()
+    )
+
+
+def safetensors_digests(path: Path) -> dict[str, dict[str, Any]]:
+    """sha256 of every tensor's raw bytes in a safetensors file, read straight from the file."""
+    with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        header_len = int.from_bytes(mm[:8], "little")
+        header = json.loads(mm[8 : 8 + header_len])
+        base = 8 + header_len
+        view = memoryview(mm)
+        try:
+            out = {}
+            for name, meta in sorted(header.items()):
+                if name == "__metadata__":
+                    continue
+                start, end = meta["data_offsets"]
+                out[name] = {
+                    "dtype": meta["dtype"],
+                    "shape": meta["shape"],
+                    "sha256": hashlib.sha256(view[base + start : base + end]).hexdigest(),
+                }
+            return out
+        finally:
+            view.release()
+
+
+def _init_weights(spec: ModelSpec):
+    """GPT2LMHeadModel with seeded weights. The same spec and seed give the same bytes."""
+    import torch
+    from transformers import GPT2LMHeadModel
+
+    torch.manual_seed(spec.seed)
+    model = GPT2LMHeadModel(spec.to_gpt2_config())
+    dtype = getattr(torch, spec.dtype)
+    if dtype != torch.float32:
+        model = model.to(dtype)
+    return model.eval()
+
+
+def _write_model(spec: ModelSpec, folder: Path) -> None:
+    from transformers.utils import logging as hf_logging
+
+    model = _init_weights(spec)
+    hf_logging.disable_progress_bar()
+    model.save_pretrained(folder, safe_serialization=True)
+    write_tokenizer(
+        spec.tokenizer, folder, base_dir=spec.path.parent, vocab_size=spec.config["vocab_size"]
+    )
+
+
+def _provenance(spec: ModelSpec, folder: Path) -> dict[str, Any]:
+    files = {
+        p.name: {"sha256": sha256_file(p), "size": p.stat().st_size}
+        for p in sorted(folder.iterdir())
+        if p.is_file()
+    }
+    return {
+        "hubtool": hubtool_identity(),
+        "spec": {
+            "name": spec.name,
+            "file": spec.path.name,
+            "sha256": spec.spec_hash,
+            "format": BUILD_FORMAT,
+            "config": spec.config,
+            "dtype": spec.dtype,
+            "tokenizer": spec.tokenizer,
+        },
+        "seed": spec.seed,
+        "parameters": spec.parameters,
+        "libraries": library_versions(),
+        "files": files,
+        "tensors": safetensors_digests(folder / WEIGHTS_FILE),
+        "training": None,
+    }
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write JSON atomically (temp file in the same folder, then rename)."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+def _remove_stale_temps(root: Path, name: str) -> None:
+    """Temp folders of builds that were killed (SIGKILL leaves no chance to clean up)."""
+    for tmp in root.glob(f".{name}.tmp-*"):
+        match = re.match(rf"\.{re.escape(name)}\.tmp-(\d+)-", tmp.name)
+        if not match:
+            continue
+        try:
+            os.kill(int(match.group(1)), 0)
+        except ProcessLookupError:
+            shutil.rmtree(tmp, ignore_errors=True)
+        except PermissionError:  # alive, owned by someone else
+            continue
+
+
+def _prepare_root(root: Path) -> bool:
+    """Make sure the artifacts root is a writable folder. Returns True if it was created."""
+    if root.exists() and not root.is_dir():
+        raise BuildError(f"cannot write to {display_path(root)}: it is not a folder")
+    created = not root.exists()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=root, prefix=".hubtool-probe-")
+        probe.close()
+    except OSError as exc:
+        raise BuildError(f"cannot write to {display_path(root)}: {exc.strerror or exc}") from None
+    return created
+
+
+def needs_build(spec: ModelSpec, *, root: Path, force: bool = False) -> bool:
+    target = root / spec.name
+    return force or not (target.is_dir() and is_up_to_date(spec, target))
+
+
+def _apply_umask(folder: Path) -> None:
+    """mkdtemp makes 0700 folders and some writers 0600 files; give them the usual modes."""
+    umask = os.umask(0)
+    os.umask(umask)
+    folder.chmod(0o777 & ~umask)
+    for path in folder.iterdir():
+        path.chmod(0o666 & ~umask)
+
+
+def build_model(spec: ModelSpec, *, root: Path, force: bool = False) -> BuildResult:
+    """Build ``spec`` into ``root/<name>``; a no-op when that folder is already up to date."""
+    start = time.perf_counter()
+    target = root / spec.name
+    if not needs_build(spec, root=root, force=force):
+        return BuildResult(spec, target, "up-to-date", time.perf_counter() - start)
+
+    created_root = _prepare_root(root)
+    _remove_stale_temps(root, spec.name)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{spec.name}.tmp-{os.getpid()}-", dir=root))
+    try:
+        _write_model(spec, tmp)
+        write_json(tmp / PROVENANCE_FILE, _provenance(spec, tmp))
+        _apply_umask(tmp)
+        existed = target.exists()
+        if existed:
+            old = Path(tempfile.mkdtemp(prefix=f".{spec.name}.tmp-{os.getpid()}-old-", dir=root))
+            os.replace(target, old / spec.name)
+            os.replace(tmp, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if created_root and not any(root.iterdir()):
+            root.rmdir()
+        raise
+    status = "rebuilt" if existed else "built"
+    return BuildResult(spec, target, status, time.perf_counter() - start)
+

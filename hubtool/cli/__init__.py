@@ -1,0 +1,1 @@
+"""Command-line interface: one thin click module per command; the only place that prints or exits."""

@@ -1,0 +1,43 @@
+"""``hubtool build``: specs -> Hub-ready model folders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from hubtool.build import build_model, needs_build
+from hubtool.catalog import artifacts_root, resolve_targets
+from hubtool.cli.options import all_option, names_argument, out_option
+from hubtool.errors import display_path
+
+
+@click.command("build")
+@names_argument
+@all_option
+@out_option
+@click.option("--force", is_flag=True, help="Rebuild even when the folder is up to date.")
+def build_cmd(names: tuple[str, ...], all_: bool, out: Path | None, force: bool) -> None:
+    """Build model folders: config, seeded weights, GPT-2 tokenizer, provenance.
+
+    NAME is a spec name from model_configs/ or a path to a spec file. Each model
+    goes to OUT/NAME/ and loads offline with AutoModelForCausalLM.from_pretrained.
+    The same spec and seed always give byte-identical weights; rebuilding an
+    unchanged spec does nothing unless --force.
+
+    \b
+    Examples:
+      hubtool build gpt2-50m
+      hubtool build --all --out /tmp/family
+    """
+    specs = resolve_targets(names, all_=all_)
+    root = artifacts_root(out)
+    for spec in specs:
+        if needs_build(spec, root=root, force=force):
+            click.echo(f"{spec.name}: building ({spec.parameters:,} parameters)...", err=True)
+        result = build_model(spec, root=root, force=force)
+        where = display_path(result.path)
+        if result.status == "up-to-date":
+            click.echo(f"{spec.name}: up to date, nothing to do (--force rebuilds) -> {where}")
+        else:
+            click.echo(f"{spec.name}: {result.status} in {result.seconds:.1f}s -> {where}")

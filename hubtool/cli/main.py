@@ -1,0 +1,75 @@
+"""The ``hubtool`` command group.
+
+Subcommands are imported only when invoked (or listed by --help), and none of them
+imports torch or transformers at module level, so ``hubtool --help`` is instant.
+"""
+
+from __future__ import annotations
+
+import importlib
+import signal
+import sys
+
+import click
+
+from hubtool.environment import hubtool_version
+from hubtool.errors import HubtoolError
+
+# command name -> "module:attribute" under hubtool.cli
+COMMANDS: dict[str, str] = {
+    "list": "list_:list_cmd",
+    "build": "build:build_cmd",
+}
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+class LazyGroup(click.Group):
+    """A group that imports each subcommand's module on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module, attr = target.split(":")
+        return getattr(importlib.import_module(f"hubtool.cli.{module}"), attr)
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except HubtoolError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("Interrupted.", err=True)
+            ctx.exit(130)
+
+
+@click.group(cls=LazyGroup, context_settings=CONTEXT_SETTINGS)
+@click.version_option(hubtool_version(), "-V", "--version", prog_name="hubtool")
+def cli() -> None:
+    """Build, verify, benchmark and publish GPT-2 checkpoint families whose model
+    cards match their weights.
+
+    \b
+    Typical session:
+      hubtool list                     # the specs in model_configs/
+      hubtool build --all              # -> artifacts/NAME/
+    """
+
+
+def _terminate(signum: int, frame: object) -> None:
+    # Turn SIGTERM into an exception so that temporary folders are cleaned up.
+    raise KeyboardInterrupt
+
+
+def main() -> None:
+    signal.signal(signal.SIGTERM, _terminate)
+    cli(prog_name="hubtool")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

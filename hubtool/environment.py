@@ -1,0 +1,58 @@
+"""What produced an artifact: library versions and hubtool's own version and git commit.
+
+Reads package metadata only (no heavy imports), so it is cheap to call anywhere.
+"""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+from functools import lru_cache
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+LIBRARIES = ("torch", "transformers", "huggingface_hub", "safetensors", "tokenizers")
+_SOURCE_DIR = Path(__file__).resolve().parent.parent
+
+
+def package_version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def hubtool_version() -> str:
+    return package_version("hubtool") or "0+unknown"
+
+
+def library_versions(names: tuple[str, ...] = LIBRARIES) -> dict[str, str | None]:
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    versions.update({name: package_version(name) for name in names})
+    return versions
+
+
+@lru_cache(maxsize=1)
+def git_state() -> dict[str, Any]:
+    """Commit and dirty flag of the hubtool checkout, or nulls when not run from one."""
+
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(
+                ["git", "-C", str(_SOURCE_DIR), *args],
+                capture_output=True, text=True, timeout=10, check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    if commit is None:
+        return {"commit": None, "dirty": None}
+    status = git("status", "--porcelain", "--untracked-files=no", "--", "hubtool", "pyproject.toml")
+    return {"commit": commit, "dirty": bool(status)}
+
+
+def hubtool_identity() -> dict[str, Any]:
+    return {"version": hubtool_version(), "git_commit": git_state()["commit"], "git_dirty": git_state()["dirty"]}

@@ -1,0 +1,59 @@
+"""Every error hubtool raises on purpose.
+
+Each carries the context a user needs to fix it (file, key, repo id). The CLI is the
+single boundary that turns them into a one-line message and an exit code; library code
+raises, never prints or exits.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class HubtoolError(Exception):
+    """Base class. ``exit_code`` is what the CLI exits with."""
+
+    exit_code = 1
+
+
+class UsageError(HubtoolError):
+    """The command line itself is wrong (unknown name, conflicting options)."""
+
+    exit_code = 2
+
+
+class SpecError(HubtoolError):
+    """A model spec or family file is invalid. Names the file and, where known, the key."""
+
+    exit_code = 2
+
+    def __init__(self, path: Path | str, message: str, *, key: str | None = None) -> None:
+        self.path = Path(path)
+        self.key = key
+        self.message = message
+        super().__init__(f"{display_path(self.path)}: {message}")
+
+
+class BuildError(HubtoolError):
+    """Building a model folder failed (unwritable output, bad tokenizer source, ...)."""
+
+
+class TokenizerError(BuildError):
+    """The tokenizer files are missing, altered or do not encode as GPT-2 does."""
+
+
+class ArtifactError(HubtoolError):
+    """A model folder is missing or incomplete (run ``hubtool build`` first)."""
+
+
+class HubError(HubtoolError):
+    """Talking to a hub failed: auth, missing repo, unreachable endpoint."""
+
+
+def display_path(path: Path | str) -> str:
+    """A path as the user would type it: relative to the working directory when inside it."""
+    p = Path(path)
+    try:
+        return str(p.resolve().relative_to(Path.cwd().resolve()))
+    except (ValueError, OSError):
+        return str(p)
