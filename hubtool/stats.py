@@ -1,0 +1,133 @@
+"""Summary statistics for timing samples: robust centre, spread, and honest uncertainty.
+
+Latency samples are skewed and carry outliers (a context switch, a GC pause), so the
+centre is the median with a percentile-bootstrap 95% confidence interval; outliers are
+counted by the 1.5 IQR rule and never dropped; tail percentiles are reported only when
+there are enough samples to mean something (n >= 100). Every random draw is seeded, so a
+report recomputed from its raw samples gives the same figures.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+BOOTSTRAP_RESAMPLES = 2000
+TAIL_MIN_N = 100
+CI_LEVEL = 0.95
+
+
+def _array(samples: Sequence[float]):
+    import numpy as np
+
+    values = np.asarray(samples, dtype=float)
+    if values.ndim != 1 or values.size == 0:
+        raise ValueError("need a non-empty list of numbers")
+    if not np.all(np.isfinite(values)):
+        raise ValueError("samples must be finite")
+    return values
+
+
+def bootstrap_median_ci(
+    samples: Sequence[float], *, seed: int = 0, resamples: int = BOOTSTRAP_RESAMPLES, level: float = CI_LEVEL
+) -> tuple[float, float]:
+    """Percentile-bootstrap confidence interval of the median."""
+    import numpy as np
+
+    values = _array(samples)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, values.size, size=(resamples, values.size))
+    medians = np.median(values[idx], axis=1)
+    alpha = (1.0 - level) / 2.0
+    lo, hi = np.quantile(medians, [alpha, 1.0 - alpha])
+    return float(lo), float(hi)
+
+
+def count_outliers(samples: Sequence[float]) -> int:
+    """Samples outside [Q1 - 1.5 IQR, Q3 + 1.5 IQR] (Tukey's fences). Counted, never removed."""
+    import numpy as np
+
+    values = _array(samples)
+    q1, q3 = np.quantile(values, [0.25, 0.75])
+    fence = 1.5 * (q3 - q1)
+    return int(np.sum((values < q1 - fence) | (values > q3 + fence)))
+
+
+def summarize(samples: Sequence[float], *, unit: str, seed: int = 0) -> dict[str, Any]:
+    """The STATS block of a benchmark report; the raw samples are kept in it."""
+    import numpy as np
+
+    values = _array(samples)
+    q1, q3 = np.quantile(values, [0.25, 0.75])
+    tail = values.size >= TAIL_MIN_N
+    return {
+        "unit": unit,
+        "n": int(values.size),
+        "median": float(np.median(values)),
+        "mean": float(np.mean(values)),
+        "stdev": float(np.std(values, ddof=1)) if values.size > 1 else 0.0,
+        "iqr": float(q3 - q1),
+        "ci95": list(bootstrap_median_ci(values, seed=seed)),
+        "p95": float(np.quantile(values, 0.95)) if tail else None,
+        "p99": float(np.quantile(values, 0.99)) if tail else None,
+        "outliers": count_outliers(values),
+        "samples": [float(v) for v in values],
+    }
+
+
+def ratio_of_medians(
+    numerator: Sequence[float], denominator: Sequence[float], *, seed: int = 0,
+    resamples: int = BOOTSTRAP_RESAMPLES, level: float = CI_LEVEL,
+) -> dict[str, float]:
+    """A speedup as median(numerator) / median(denominator) with a bootstrap CI.
+
+    The two sample sets are resampled independently (they come from different runs),
+    so the interval carries the uncertainty of both medians.
+    """
+    import numpy as np
+
+    a, b = _array(numerator), _array(denominator)
+    if np.median(b) <= 0:
+        raise ValueError("denominator median must be positive")
+    rng = np.random.default_rng(seed)
+    med_a = np.median(a[rng.integers(0, a.size, size=(resamples, a.size))], axis=1)
+    med_b = np.median(b[rng.integers(0, b.size, size=(resamples, b.size))], axis=1)
+    ratios = med_a / med_b
+    alpha = (1.0 - level) / 2.0
+    lo, hi = np.quantile(ratios, [alpha, 1.0 - alpha])
+    return {"ratio": float(np.median(a) / np.median(b)), "ci95": [float(lo), float(hi)]}
+
+
+def _ranks(values: Sequence[float]) -> list[float]:
+    """1-based ranks; ties share the average of the ranks they span."""
+    order = sorted(range(len(values)), key=lambda i: values[i])
+    ranks = [0.0] * len(values)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            ranks[order[k]] = (i + j) / 2.0 + 1.0
+        i = j + 1
+    return ranks
+
+
+def spearman(x: Sequence[float], y: Sequence[float]) -> float | None:
+    """Spearman rank correlation (Pearson on average ranks); None when undefined.
+
+    Undefined means fewer than two pairs, or a constant variable (no ranking to compare).
+    """
+    if len(x) != len(y):
+        raise ValueError("x and y must have the same length")
+    if len(x) < 2:
+        return None
+    rx, ry = _ranks(list(x)), _ranks(list(y))
+    mx, my = sum(rx) / len(rx), sum(ry) / len(ry)
+    sxy = sum((a - mx) * (b - my) for a, b in zip(rx, ry))
+    sxx = sum((a - mx) ** 2 for a in rx)
+    syy = sum((b - my) ** 2 for b in ry)
+    if sxx == 0 or syy == 0:
+        return None
+    return sxy / math.sqrt(sxx * syy)
