@@ -32,7 +32,7 @@ def fake_run(tmp_path_factory):
     settings = BenchSettings(repeats=11, warmup=1, seed=3, threads=1, timeout=8)
     written = bench_models(
         [("fake-model", folder)], backends=ALL, settings=settings, cache_dir=root / ".cache",
-        cell_targets={b: FAKE for b in ALL}, verify=None,
+        cell_targets={b: FAKE for b in ALL}, verify=False,
         on_cell=lambda i, n, name, backend, cell: seen.append((i, n, backend, cell["status"])),
     )
     report = json.loads(written["fake-model"].read_text())
@@ -121,7 +121,6 @@ def test_stale_verification_is_not_trusted(tmp_path):
     (folder / "verification.json").write_text(json.dumps(report))
     assert fresh_verification(folder) is None
     asked = []
-    verdicts = parity_verdicts(folder, ["fake-a", "compile-ro"], device="cpu",
-                               verify=lambda d, b, dev: asked.append((d, b, dev)))
-    assert asked == [(folder, ["compile", "fake-a"], "cpu")]
+    verdicts = parity_verdicts(folder, ["fake-a", "compile-ro"], verify=lambda d, b: asked.append((d, b)))
+    assert asked == [(folder, ["compile", "fake-a"])]
     assert verdicts["fake-a"]["status"] is None

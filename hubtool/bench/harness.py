@@ -109,28 +109,22 @@ def fresh_verification(model_dir: Path) -> dict[str, Any] | None:
 
 
 def parity_verdicts(
-    model_dir: Path, backends: list[str], *, device: str,
-    verify: Callable[[Path, list[str], str], None] | None,
+    model_dir: Path, backends: list[str], *, verify: Callable[[Path, list[str]], None] | None,
 ) -> dict[str, dict[str, Any]]:
-    """backend -> its verification entry; runs verify first for backends without a fresh one."""
+    """backend -> its verification entry; runs verify first when any verdict is not fresh.
+
+    Verify rewrites the whole report, so it is asked for every backend wanted here.
+    """
     wanted = sorted({PARITY_BACKEND.get(b, b) for b in backends})
 
     def entries() -> dict[str, Any]:
         report = fresh_verification(model_dir)
         return (report or {}).get("backends", {})
 
-    missing = [b for b in wanted if b not in entries()]
-    if missing and verify is not None:
-        verify(model_dir, missing, device)
+    if verify is not None and any(b not in entries() for b in wanted):
+        verify(model_dir, wanted)
     found = entries()
     return {b: found.get(PARITY_BACKEND.get(b, b)) or {"status": None} for b in backends}
-
-
-def run_verify(model_dir: Path, backends: list[str], device: str) -> None:
-    """Library call into verify for the backends that lack a fresh verdict."""
-    from hubtool.verify import verify_target
-
-    verify_target(model_dir, backends=backends, device=device)
 
 
 # -- turning a worker's raw samples into a cell --------------------------------------------
@@ -251,8 +245,7 @@ def _skip_reason(backend: str, device: str) -> tuple[str, str] | None:
 def bench_models(
     models: list[tuple[str, Path]], *, backends: list[str], settings: BenchSettings, cache_dir: Path,
     on_cell: Callable[[int, int, str, str, dict[str, Any]], None] | None = None,
-    cell_targets: dict[str, str] | None = None,
-    verify: Callable[[Path, list[str], str], None] | None = run_verify,
+    cell_targets: dict[str, str] | None = None, verify: bool = True,
 ) -> dict[str, Path]:
     """Benchmark every (model, backend) cell; returns model name -> its ``benchmark.json``."""
     from hubtool.isolate import run_isolated
@@ -278,7 +271,12 @@ def bench_models(
         raise ArtifactError(f"measuring the machine failed ({probe.status}): {(probe.stderr_tail or '')[-300:]}")
     bandwidth = probe.result["bandwidth"]
 
-    verdicts = {name: parity_verdicts(folder, backends, device=settings.device, verify=verify)
+    def run_verify(folder: Path, wanted: list[str]) -> None:
+        from hubtool.verify import verify_target
+
+        verify_target(str(folder), backends=wanted, cache_dir=cache_dir, threads=settings.threads)
+
+    verdicts = {name: parity_verdicts(folder, backends, verify=run_verify if verify else None)
                 for name, folder in models}
     order = order_cells([(name, b) for name, _ in models for b in backends], seed=settings.seed)
     folders = dict(models)
