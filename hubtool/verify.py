@@ -286,6 +286,9 @@ def judge(name: str, metrics: dict[str, Any], info: dict[str, Any], tol: dict[st
         bound = tol["rmse_ratio_max"] * ref + tol["rmse_atol"]
         if not rmse <= bound:
             problems.append(f"{prefix}rmse_vs_fp64 {rmse:.3g} > {bound:.3g} ({tol['rmse_ratio_max']:g} x eager + atol)")
+    repeat = metrics.get("repeat_max_abs_diff")
+    if repeat is not None and not repeat <= limit:
+        problems.append(f"a repeated forward differs by {repeat:.3g} > {limit:g}")
     if metrics.get("top1_disagreements", 0) > tol["top1_disagreements_max"]:
         problems.append(f"top-1 differs at {metrics['top1_disagreements']} decided position(s)")
     if metrics.get("greedy_flips", 0) > tol["greedy_flips_max"]:
