@@ -29,6 +29,14 @@ from typing import Any
 STDERR_TAIL_CHARS = 4000
 
 
+def cache_root() -> Path:
+    """Where compile caches and run scratch live: HUBTOOL_CACHE, else the user cache folder."""
+    env = os.environ.get("HUBTOOL_CACHE")
+    if env:
+        return Path(env)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "hubtool"
+
+
 @dataclass(frozen=True)
 class IsolatedResult:
     """What one isolated run produced. ``result`` is the worker's return value when ok."""

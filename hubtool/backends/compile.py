@@ -18,8 +18,14 @@ from hubtool.backends.common import Loaded, load_transformers
 ATTN_IMPLEMENTATION = "sdpa"
 
 
-def load(folder: Path, *, device: str = "cpu", dtype: str = "float32", mode: str | None = None) -> Loaded:
-    """Load with SDPA attention and compile ``forward``; compilation happens on the first call."""
+def load(
+    folder: Path, *, device: str = "cpu", dtype: str = "float32", mode: str | None = None, dynamic: bool | None = None
+) -> Loaded:
+    """Load with SDPA attention and compile ``forward``; compilation happens on the first call.
+
+    ``dynamic`` is torch.compile's: None specializes on the first shapes and recompiles
+    dynamically when they change; True compiles shape-generic code from the start.
+    """
     import torch
     from torch._dynamo.utils import counters
 
@@ -29,8 +35,8 @@ def load(folder: Path, *, device: str = "cpu", dtype: str = "float32", mode: str
     torch._dynamo.reset()
     counters.clear()
     inductor = _CountingInductor(mode)
-    loaded.model.forward = torch.compile(loaded.model.forward, backend=inductor)
-    loaded.info.update(compiler_backend="inductor", compile_mode=mode or "default")
+    loaded.model.forward = torch.compile(loaded.model.forward, backend=inductor, dynamic=dynamic)
+    loaded.info.update(compiler_backend="inductor", compile_mode=mode or "default", compile_dynamic=dynamic)
     loaded.refresh = lambda: _stats(inductor)
     loaded.refresh_info()
     return loaded

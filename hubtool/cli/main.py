@@ -19,6 +19,7 @@ from hubtool.errors import HubtoolError
 COMMANDS: dict[str, str] = {
     "list": "list_:list_cmd",
     "build": "build:build_cmd",
+    "verify": "verify:verify_cmd",
     "bench": "bench:bench_cmd",
     "report": "report:report_cmd",
 }
