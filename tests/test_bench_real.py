@@ -123,3 +123,35 @@ def test_family_report(family):
 
         assert matplotlib.image.imread(out / name).shape[2] in (3, 4)
     assert "decode Spearman with n_layer" in result.output
+
+
+def _cuda() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _cuda(), reason="needs a CUDA GPU: CUDA events, CUDA graphs (reduce-overhead)")
+def test_cuda_cells_finish_or_crash_never_hang(tmp_path):
+    """eager, compile and reduce-overhead + StaticCache on a GPU, at a long decode (128 tokens)."""
+    from hubtool.bench.harness import BenchSettings, bench_models
+    from hubtool.catalog import resolve_spec
+
+    folder = build_model(resolve_spec("gpt2-25m"), root=tmp_path).path
+    settings = BenchSettings(device="cuda", new_tokens=128, warmup=1, repeats=5, timeout=420)
+    written = bench_models([("gpt2-25m", folder)], backends=["eager", "compile", "compile-ro"], settings=settings,
+                           cache_dir=tmp_path / ".cache")
+    report = json.loads(written["gpt2-25m"].read_text())
+    assert report["device"] == "cuda" and report["fingerprint"]["gpu"]["name"]
+    for backend, cell in report["cells"].items():
+        assert cell["status"] in ("ok", "crashed"), (backend, cell["reason"])
+        assert "timed out" not in (cell["reason"] or ""), backend
+        if cell["status"] == "ok":
+            assert "CUDA events" in cell["method"]
+            assert cell["phases"]["decode"]["median"] > 0
+    assert report["cells"]["eager"]["status"] == "ok"
+    ro = report["cells"]["compile-ro"]
+    assert ro["status"] == "crashed" or "StaticCache" in ro["method"]

@@ -45,7 +45,8 @@ class TorchRunner:
 
             self._cache = StaticCache(config=self.model.config, max_cache_len=self.prompt_len + self.new_tokens + 1)
         else:
-            self._cache.reset()
+            with self.torch.inference_mode():  # its tensors were made in inference mode
+                self._cache.reset()
         return self._cache
 
     def _forward(self, ids, cache, start: int):
