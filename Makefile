@@ -35,6 +35,8 @@ test: $(VLLM_STAMP)
 demo: $(STAMP)
 	$(BIN)/hubtool list
 	$(BIN)/hubtool build --all
+	$(BIN)/hubtool bench --all --quick
+	$(BIN)/hubtool report
 
 lint: $(STAMP)
 	$(BIN)/python -m compileall -q hubtool tests
