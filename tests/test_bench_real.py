@@ -155,3 +155,30 @@ def test_cuda_cells_finish_or_crash_never_hang(tmp_path):
     assert report["cells"]["eager"]["status"] == "ok"
     ro = report["cells"]["compile-ro"]
     assert ro["status"] == "crashed" or "StaticCache" in ro["method"]
+
+
+def _vllm() -> bool:
+    from hubtool.backends import vllm
+
+    return vllm.available()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _vllm(), reason="vLLM is not installed (make vllm installs its CPU build)")
+def test_vllm_cell_uses_request_metrics(tmp_path):
+    """gpt2-25m through vLLM: phases from its request timestamps; tiny-gpt2 is unsupported, not crashed."""
+    from hubtool.bench.harness import BenchSettings, bench_models
+    from hubtool.catalog import resolve_spec
+
+    models = [(n, build_model(resolve_spec(n), root=tmp_path).path) for n in ("gpt2-25m", "tiny-gpt2")]
+    settings = BenchSettings(prompt_len=8, new_tokens=8, warmup=1, repeats=3, threads=1, timeout=400)
+    written = bench_models(models, backends=["vllm"], settings=settings, cache_dir=tmp_path / ".cache")
+    cell = json.loads(written["gpt2-25m"].read_text())["cells"]["vllm"]
+    assert cell["status"] == "ok", cell["reason"]
+    assert "first_token_ts" in cell["method"]
+    for phase in ("prefill", "decode", "e2e"):
+        assert cell["phases"][phase]["n"] == 3 and cell["phases"][phase]["median"] > 0
+    # Decode per token is well below the whole request's time.
+    assert cell["phases"]["decode"]["median"] < cell["phases"]["e2e"]["median"]
+    tiny = json.loads(written["tiny-gpt2"].read_text())["cells"]["vllm"]
+    assert tiny["status"] == "unsupported" and "head" in tiny["reason"].lower()

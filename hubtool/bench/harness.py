@@ -246,8 +246,13 @@ def bench_models(
     models: list[tuple[str, Path]], *, backends: list[str], settings: BenchSettings, cache_dir: Path,
     on_cell: Callable[[int, int, str, str, dict[str, Any]], None] | None = None,
     cell_targets: dict[str, str] | None = None, verify: bool = True,
+    on_verify: Callable[[str, str, dict[str, Any]], None] | None = None,
 ) -> dict[str, Path]:
-    """Benchmark every (model, backend) cell; returns model name -> its ``benchmark.json``."""
+    """Benchmark every (model, backend) cell; returns model name -> its ``benchmark.json``.
+
+    ``on_cell(index, total, model, backend, cell)`` follows the cells; ``on_verify(model,
+    backend, verdict)`` follows the verification that runs first where none is fresh.
+    """
     from hubtool.isolate import run_isolated
 
     settings = settings.checked()
@@ -261,7 +266,8 @@ def bench_models(
         if not (folder / WEIGHTS_FILE).is_file():
             raise ArtifactError(f"{display_path(folder)} has no {WEIGHTS_FILE}; run 'hubtool build {name}' first")
 
-    isolate = {"cache_dir": cache_dir, "threads": settings.threads}
+    # verify keeps its compile caches under cache_dir/compile: share them.
+    isolate = {"cache_dir": cache_dir / "compile", "threads": settings.threads}
     probe = run_isolated(
         "hubtool.bench.harness:probe_machine",
         {"device": settings.device, "extra": {"bench": {b: _cell_settings(b) for b in backends}}},
@@ -274,7 +280,11 @@ def bench_models(
     def run_verify(folder: Path, wanted: list[str]) -> None:
         from hubtool.verify import verify_target
 
-        verify_target(str(folder), backends=wanted, cache_dir=cache_dir, threads=settings.threads)
+        def progress(event: str, backend: str, verdict: dict[str, Any] | None) -> None:
+            if event == "done" and on_verify:
+                on_verify(folder.name, backend, verdict or {})
+
+        verify_target(str(folder), backends=wanted, cache_dir=cache_dir, threads=settings.threads, progress=progress)
 
     verdicts = {name: parity_verdicts(folder, backends, verify=run_verify if verify else None)
                 for name, folder in models}

@@ -24,6 +24,11 @@ def _progress_line(index: int, total: int, name: str, backend: str, cell: dict[s
     click.echo(f"[{index}/{total}] {name} {backend}: {cell['status']}  {detail}", err=True)
 
 
+def _verify_line(name: str, backend: str, verdict: dict[str, Any]) -> None:
+    reason = f"  {verdict['reason']}" if verdict.get("reason") else ""
+    click.echo(f"{name}: parity {backend}: {verdict.get('status')}{reason}", err=True)
+
+
 @click.command("bench")
 @names_argument
 @all_option
@@ -76,7 +81,7 @@ def bench_cmd(
     root = artifacts_root(out)
     written = bench_models(
         [(spec.name, model_dir(spec.name, out)) for spec in specs], backends=backends, settings=settings,
-        cache_dir=root / ".cache", on_cell=_progress_line,
+        cache_dir=root / ".cache", on_cell=_progress_line, on_verify=_verify_line,
     )
     for name, path in written.items():
         click.echo(f"{name}: {display_path(path)}")
