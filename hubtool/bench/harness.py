@@ -66,7 +66,9 @@ def available_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-QUICK = {"prompt_len": 32, "new_tokens": 16, "warmup": 1, "repeats": 5, "timeout": 300.0}
+# A smoke run: short, and on one thread, which stays steady on a busy machine (two OpenMP
+# threads on two shared cores can stall a step by a whole scheduler slice).
+QUICK = {"prompt_len": 32, "new_tokens": 16, "warmup": 1, "repeats": 5, "threads": 1, "timeout": 300.0}
 
 
 def default_backends(device: str, *, quick: bool) -> tuple[str, ...]:

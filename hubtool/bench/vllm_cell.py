@@ -42,25 +42,36 @@ def _timestamps(metrics: Any) -> tuple[float, float, float, int]:
     return scheduled, first, last, tokens
 
 
-def run_vllm_cell(
+def run_vllm_cell(**kwargs: Any) -> dict[str, Any]:
+    """Worker entry point (``hubtool.bench.vllm_cell:run_vllm_cell``).
+
+    vLLM refuses some shapes only when it first runs (its CPU attention takes no head_dim
+    1): that is an unsupported cell with vLLM's reason, not a crash.
+    """
+    from hubtool.backends import BackendUnsupported
+    from hubtool.backends import vllm as vllm_backend
+
+    try:
+        with vllm_backend.unsupported_errors():
+            return _measure(**kwargs)
+    except BackendUnsupported as exc:
+        return {"unsupported": str(exc)}
+
+
+def _measure(
     *, model_dir: str, backend: str, device: str, prompt_len: int, new_tokens: int, batch_size: int,
     warmup: int, repeats: int, seed: int, progress_path: str,
 ) -> dict[str, Any]:
-    """Worker entry point (``hubtool.bench.vllm_cell:run_vllm_cell``)."""
     import random
 
-    from hubtool.backends import BackendUnsupported
     from hubtool.backends import vllm as vllm_backend
     from hubtool.bench.timing import gc_paused
 
     progress: dict[str, Any] = {"running": "prefill", "phases": {}}
     write_json(Path(progress_path), progress)
-    try:
-        llm = vllm_backend.load(
-            Path(model_dir), max_model_len=prompt_len + new_tokens + 8, seed=seed, disable_log_stats=False
-        )
-    except BackendUnsupported as exc:
-        return {"unsupported": str(exc)}
+    llm = vllm_backend.load(
+        Path(model_dir), max_model_len=prompt_len + new_tokens + 8, seed=seed, disable_log_stats=False
+    )
     from vllm import SamplingParams
 
     rng = random.Random(seed)

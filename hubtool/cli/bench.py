@@ -42,13 +42,15 @@ def _verify_line(name: str, backend: str, verdict: dict[str, Any]) -> None:
 @click.option("--warmup", type=int, default=None, help="Untimed full-length passes per phase (default 3; --quick 1).")
 @click.option("--repeats", type=int, default=None, help="Timed samples per phase (default 30; --quick 5).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Prompt tokens and cell order.")
-@click.option("--threads", type=int, default=0, help="CPU threads per worker (default: every usable core).")
-@click.option("--quick", is_flag=True, help="Few short repeats, eager/sdpa/compile only: a smoke run, not a result.")
+@click.option("--threads", type=int, default=None,
+              help="CPU threads per worker (default: every usable core; --quick 1).")
+@click.option("--quick", is_flag=True,
+              help="Few short repeats on one thread, eager/sdpa/compile only: a smoke run, not a result.")
 @out_option
 def bench_cmd(
     names: tuple[str, ...], all_: bool, backend_list: str | None, device: str, prompt_len: int | None,
     new_tokens: int | None, batch_size: int, warmup: int | None, repeats: int | None, seed: int,
-    threads: int, quick: bool, out: Path | None,
+    threads: int | None, quick: bool, out: Path | None,
 ) -> None:
     """Benchmark built models: prefill, decode and end-to-end latency per backend.
 
@@ -73,10 +75,11 @@ def bench_cmd(
     if not backends:
         raise UsageError("--backend: give at least one backend")
     base = {**BenchSettings().__dict__, **(QUICK if quick else {})}
-    given = {"prompt_len": prompt_len, "new_tokens": new_tokens, "warmup": warmup, "repeats": repeats}
+    given = {"prompt_len": prompt_len, "new_tokens": new_tokens, "warmup": warmup, "repeats": repeats,
+             "threads": threads}
     settings = BenchSettings(**{
         **base, **{k: v for k, v in given.items() if v is not None},
-        "device": device, "batch_size": batch_size, "seed": seed, "threads": threads,
+        "device": device, "batch_size": batch_size, "seed": seed,
     })
     root = artifacts_root(out)
     written = bench_models(
