@@ -101,9 +101,13 @@ def _plot(rows: list[dict[str, Any]], x_key: str, path: Path) -> None:
         xs = [r[x_key] * nudge for r in ok]
         ys = [r["decode"]["median"] for r in ok]
         err = [[y - r["decode"]["ci95"][0] for y, r in zip(ys, ok)], [r["decode"]["ci95"][1] - y for y, r in zip(ys, ok)]]
-        ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, linestyle="-", label=backend)
-        for x, y, r in zip(xs, ys, ok):
-            ax.annotate(r["model"], (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+        # Models can share a depth: a line through them would suggest a trend that is not there.
+        ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, label=backend,
+                    linestyle="-" if x_key == "parameters" else "none")
+        if i == 0:  # one label per model is enough
+            for x, y, r in zip(xs, ys, ok):
+                ax.annotate(r["model"], (x, y), textcoords="offset points", xytext=(-10, 8), fontsize=7,
+                            ha="right")
     if x_key == "parameters":
         ax.set_xscale("log")
     ax.set_xlabel("parameters" if x_key == "parameters" else "n_layer (depth)")
