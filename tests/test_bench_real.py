@@ -166,11 +166,11 @@ def _vllm() -> bool:
 @pytest.mark.slow
 @pytest.mark.skipif(not _vllm(), reason="vLLM is not installed (make vllm installs its CPU build)")
 def test_vllm_cell_uses_request_metrics(tmp_path):
-    """gpt2-25m through vLLM: phases from its request timestamps; tiny-gpt2 is unsupported, not crashed."""
+    """gpt2-25m through vLLM: phases from its request timestamps (one engine start: a minute)."""
     from hubtool.bench.harness import BenchSettings, bench_models
     from hubtool.catalog import resolve_spec
 
-    models = [(n, build_model(resolve_spec(n), root=tmp_path).path) for n in ("gpt2-25m", "tiny-gpt2")]
+    models = [("gpt2-25m", build_model(resolve_spec("gpt2-25m"), root=tmp_path).path)]
     settings = BenchSettings(prompt_len=8, new_tokens=8, warmup=1, repeats=3, threads=1, timeout=400)
     written = bench_models(models, backends=["vllm"], settings=settings, cache_dir=tmp_path / ".cache")
     cell = json.loads(written["gpt2-25m"].read_text())["cells"]["vllm"]
@@ -180,5 +180,4 @@ def test_vllm_cell_uses_request_metrics(tmp_path):
         assert cell["phases"][phase]["n"] == 3 and cell["phases"][phase]["median"] > 0
     # Decode per token is well below the whole request's time.
     assert cell["phases"]["decode"]["median"] < cell["phases"]["e2e"]["median"]
-    tiny = json.loads(written["tiny-gpt2"].read_text())["cells"]["vllm"]
-    assert tiny["status"] == "unsupported" and "head" in tiny["reason"].lower()
+    assert cell["parity"] == "passed"
