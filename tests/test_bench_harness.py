@@ -124,3 +124,30 @@ def test_stale_verification_is_not_trusted(tmp_path):
     verdicts = parity_verdicts(folder, ["fake-a", "compile-ro"], verify=lambda d, b: asked.append((d, b)))
     assert asked == [(folder, ["compile", "fake-a"])]
     assert verdicts["fake-a"]["status"] is None
+
+
+@pytest.mark.parametrize("args, code, message", [
+    (["bench", "tiny-gpt2"], 1, "has no model.safetensors; run 'hubtool build tiny-gpt2' first"),
+    (["bench", "tiny-gpt2", "--backend", "eager,bogus"], 2, "unknown backend 'bogus'"),
+    (["bench", "tiny-gpt2", "--repeats", "0"], 2, "--repeats must be at least 1"),
+    (["report"], 1, "run 'hubtool bench' first"),
+])
+def test_cli_errors_are_one_line(tmp_path, args, code, message):
+    from click.testing import CliRunner
+
+    from hubtool.cli.main import cli
+
+    result = CliRunner().invoke(cli, [*args, "--out", str(tmp_path)])
+    assert result.exit_code == code
+    assert message in result.output and "Traceback" not in result.output
+
+
+def test_help_imports_nothing_heavy():
+    import subprocess
+    import sys
+
+    code = ("import sys; from click.testing import CliRunner; from hubtool.cli.main import cli; "
+            "[CliRunner().invoke(cli, [c, '--help']) for c in ('bench', 'report')]; "
+            "print(sorted(m for m in ('torch', 'numpy', 'matplotlib', 'transformers') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
