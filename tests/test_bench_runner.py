@@ -116,3 +116,25 @@ def test_cuda_clock_and_reduce_overhead_cell():
     x = torch.randn(2048, 2048, device="cuda")
     samples, _ = time_calls(lambda: x @ x, calls=5, clock=CudaClock())
     assert all(s > 0 for s in samples)
+
+
+def test_one_collection_before_the_repeats_none_between_them():
+    """A gc.collect() right before a timed call slowed gpt2-25m's first decode step (found by
+    benchmarks/bench_vs_timer.py); the repeats share a single collection made before them."""
+    import gc
+
+    collections = []
+
+    def count(phase: str, info: dict) -> None:
+        if phase == "start":
+            collections.append(info["generation"])
+
+    gc.callbacks.append(count)
+    try:
+        for phase in ("prefill", "decode", "e2e"):
+            collections.clear()
+            record = measure_phase(SleepyRunner(), phase, warmup=0, repeats=4, clock=CpuClock())
+            assert len(record["samples"]) == 4
+            assert len(collections) == 1, (phase, collections)
+    finally:
+        gc.callbacks.remove(count)

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from hubtool.bench.timing import CpuClock, CudaClock, time_calls
+from hubtool.bench.timing import CpuClock, CudaClock, gc_paused, time_calls
 
 PHASES = ("prefill", "decode", "e2e")
 MAX_ERRORS_KEPT = 3
@@ -42,8 +42,9 @@ def _prefill_once(runner: Runner, clock) -> tuple[float, int, None]:
 
 def _decode_once(runner: Runner, clock) -> tuple[float, int, list[float]]:
     """``new_tokens`` steps, each timed alone; the prefill that fills the cache is not timed."""
-    runner.begin_decode()
-    steps, produced = time_calls(runner.decode_step, calls=runner.new_tokens, clock=clock)
+    with gc_paused():  # (a no-op inside measure_phase's own pause; here for direct callers)
+        runner.begin_decode()
+        steps, produced = time_calls(runner.decode_step, calls=runner.new_tokens, clock=clock)
     return sum(steps) / len(steps), sum(produced), steps
 
 
@@ -85,17 +86,19 @@ def measure_phase(
             record["first_call_ms"] = ms
     record["warmup_seconds"] = time.perf_counter() - start
 
-    for _ in range(repeats):
-        record["attempts"] += 1
-        try:
-            ms, tokens, steps = attempt(runner, clock)
-        except Exception as exc:
-            fail(exc)
-            continue
-        record["samples"].append(ms)
-        record["tokens"].append(tokens)
-        if steps is not None:
-            record["step_samples"].append(steps)
+    # One collection before all repeats, none right before a timed call (see gc_paused).
+    with gc_paused():
+        for _ in range(repeats):
+            record["attempts"] += 1
+            try:
+                ms, tokens, steps = attempt(runner, clock)
+            except Exception as exc:
+                fail(exc)
+                continue
+            record["samples"].append(ms)
+            record["tokens"].append(tokens)
+            if steps is not None:
+                record["step_samples"].append(steps)
     return record
 
 
