@@ -93,6 +93,7 @@ def test_report_has_every_key_of_the_contract(family):
     verification = json.loads((root / "tiny-gpt2" / "verification.json").read_text())
     assert {verification["backends"][b]["status"] for b in BACKENDS} == {"passed"}
     assert "[3/3] tiny-gpt2" in result.output
+    assert "tiny-gpt2: parity compile: passed" in result.output  # verify ran first: no fresh verdict
 
 
 @pytest.mark.slow
