@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from hubtool.backends import vllm as vllm_backend
 from hubtool.cli.main import cli
 from hubtool.verify import SCHEMA, verify_target
-from tests.verify_fixtures import built_root, gpt2_25m, kill_child_when_started, tiny_model, verify_cache  # noqa: F401
+from tests.verify_fixtures import built_root, gpt2_25m, kill_after, tiny_model, verify_cache  # noqa: F401
 
 pytestmark = pytest.mark.slow
 HAS_VLLM = vllm_backend.available()
@@ -76,9 +76,9 @@ def test_tiny_gpt2_every_backend(tiny_model, verify_cache):
 
 
 def test_killed_backend_is_crashed_while_others_complete(tiny_model, verify_cache, tmp_path):
-    def progress(event, backend, cell):
+    def progress(event, backend, data):
         if event == "start" and backend == "sdpa":
-            kill_child_when_started(delay=1.0)
+            kill_after(data["pid"], delay=1.0)
 
     report = verify_target(str(tiny_model), backends="eager,sdpa,compile", cache_dir=verify_cache,
                            out_json=tmp_path / "r.json", progress=progress)
