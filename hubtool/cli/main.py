@@ -19,6 +19,8 @@ from hubtool.errors import HubtoolError
 COMMANDS: dict[str, str] = {
     "list": "list_:list_cmd",
     "build": "build:build_cmd",
+    "push": "push:push_cmd",
+    "hub": "hub:hub_group",
 }
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
