@@ -69,6 +69,7 @@ class RunningHub:
         self.root = root
         self.token_file = token_file
         self.lines: list[str] = []
+        self.running = True
         self.hub = StagingHub(root, host="127.0.0.1", port=0, token_file=token_file, log=self.lines.append).start()
 
     @property
@@ -81,7 +82,9 @@ class RunningHub:
                               log=self.lines.append).start()
 
     def stop(self) -> None:
-        self.hub.stop()
+        if self.running:
+            self.hub.stop()
+            self.running = False
 
 
 @pytest.fixture
