@@ -193,3 +193,25 @@ def test_hf_upload_and_download_work_against_the_hub(models, hub, tmp_path):
     branch = hf_cli("upload", "org/via-hf", str(folder / "config.json"), "config.json", "--revision", "dev", env=env)
     assert branch.returncode == 0, branch.stderr
     assert {b.name for b in HfApi(endpoint=hub.url).list_repo_refs("org/via-hf").branches} == {"main", "dev"}
+
+
+def test_hub_serve_command_serves_and_stops_cleanly(models, tmp_path):
+    serve = subprocess.Popen(
+        [str(Path(sys.executable).with_name("hubtool")), "hub", "serve", "--root", str(tmp_path / "root"), "--port", "0"],
+        cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        first = serve.stderr.readline()
+        assert first.startswith("Staging hub at http://127.0.0.1:"), first
+        url = first.split()[3]
+        assert push_model(models / "tiny-gpt2", repo_id="org/t", endpoint=url).status == "pushed"
+    finally:
+        serve.terminate()
+        _, rest = serve.communicate(timeout=30)
+    assert serve.returncode == 0
+    lines = rest.splitlines()
+    assert lines[-1] == "Staging hub stopped."
+    assert any(line.startswith("127.0.0.1 POST /api/models/org/t/commit/main 200 ") for line in lines)
+    assert (tmp_path / "root" / "repos" / "org" / "t" / "refs.json").is_file()
+    missing = run_cli("hub", "serve", "--token-file", str(tmp_path / "absent.txt"))
+    assert missing.returncode == 1 and missing.stderr.startswith("Error: cannot read token file ")

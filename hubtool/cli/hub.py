@@ -44,8 +44,8 @@ def serve_cmd(root: Path | None, host: str, port: int, token_file: Path | None) 
     hub = StagingHub(root, host=host, port=port, token_file=token_file)
     if not is_loopback(host):
         click.echo(f"Warning: listening on {host}, reachable from other machines.", err=True)
-    auth = "token required for writes" if token_file else "open (no token file)"
-    click.echo(f"Staging hub at {hub.url} serving {display_path(root)} ({auth}); Ctrl-C stops it.", err=True)
+    auth = "writes need a token from the token file" if token_file else "anyone may write (no --token-file)"
+    click.echo(f"Staging hub at {hub.url} serving {display_path(root)}; {auth}. Ctrl-C stops it.", err=True)
     try:
         hub.serve_forever()
     except KeyboardInterrupt:
