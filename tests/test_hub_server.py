@@ -215,3 +215,19 @@ def test_hub_serve_command_serves_and_stops_cleanly(models, tmp_path):
     assert (tmp_path / "root" / "repos" / "org" / "t" / "refs.json").is_file()
     missing = run_cli("hub", "serve", "--token-file", str(tmp_path / "absent.txt"))
     assert missing.returncode == 1 and missing.stderr.startswith("Error: cannot read token file ")
+
+
+def test_lfs_objects_are_scoped_to_their_repo(models, hub):
+    folder = models / "tiny-gpt2"
+    push_model(folder, repo_id="org/a", endpoint=hub.url)
+    HfApi(endpoint=hub.url).create_repo("org/b")
+    oid = json.loads((folder / "provenance.json").read_text())["files"]["model.safetensors"]["sha256"]
+    size = (folder / "model.safetensors").stat().st_size
+    batch = json.dumps({"operation": "upload", "objects": [{"oid": oid, "size": size}]}).encode()
+    for repo, must_upload in (("org/a", False), ("org/b", True)):
+        status, _, body = request(f"{hub.url}/{repo}.git/info/lfs/objects/batch", method="POST", body=batch)
+        assert status == 200 and ("actions" in json.loads(body)["objects"][0]) is must_upload
+    commit = (b'{"key":"header","value":{"summary":"borrow"}}\n{"key":"lfsFile","value":{"path":"w.safetensors",'
+              b'"algo":"sha256","oid":"' + oid.encode() + b'","size":' + str(size).encode() + b"}}\n")
+    status, _, body = request(f"{hub.url}/api/models/org/b/commit/main", method="POST", body=commit)
+    assert status == 422 and b"was not uploaded to org/b" in body

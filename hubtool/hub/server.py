@@ -418,8 +418,8 @@ class Handler(BaseHTTPRequestHandler):
                 oid = str(value["oid"]).lower()
                 if value.get("algo", "sha256") != "sha256" or not SHA256_RE.match(oid):
                     raise StoreError(400, f"lfsFile '{path}' needs a sha256 oid")
-                if not store.has_blob(oid):
-                    raise StoreError(422, f"LFS object {oid} for '{path}' was not uploaded")
+                if not store.repo_has_object(repo_id, oid):
+                    raise StoreError(422, f"LFS object {oid} for '{path}' was not uploaded to {repo_id}")
                 size = int(value.get("size") or store.blob_path(oid).stat().st_size)
                 operations.append(("add", FileEntry.large(path, oid, size)))
             elif key in ("deletedFile", "deletedFolder"):
@@ -450,7 +450,7 @@ class Handler(BaseHTTPRequestHandler):
             return self._lfs_put(repo_id, rest[0])
         if len(rest) == 1 and method in ("GET", "HEAD"):
             self._visible_repo(repo_id)
-            if not self.app.store.has_blob(rest[0]):
+            if not self.app.store.repo_has_object(repo_id, rest[0]):
                 raise StoreError(404, f"LFS object {rest[0]} not found", "EntryNotFound")
             return self._send_blob(rest[0], self.app.store.blob_path(rest[0]).stat().st_size, {})
         raise StoreError(404, f"no such endpoint: {method} {urlsplit(self.path).path}")
@@ -470,7 +470,7 @@ class Handler(BaseHTTPRequestHandler):
                                 "error": {"code": 422, "message": "oid must be a sha256 and size an integer"}})
                 continue
             entry: dict[str, Any] = {"oid": oid, "size": size, "authenticated": True}
-            stored = self.app.store.has_blob(oid, size)
+            stored = self.app.store.repo_has_object(repo_id, oid, size)
             base = f"{self._base_url()}/{quote(repo_id)}.git/info/lfs/objects/{oid}"
             if operation == "upload" and not stored:
                 query = f"size={size}&expires={expires}&signature={self._signature(repo_id, oid, size, expires)}"
@@ -500,7 +500,9 @@ class Handler(BaseHTTPRequestHandler):
             raise StoreError(400, f"Content-Length must be the object size {size}")
         self._body_read = True
         stream = _ChunkedReader(self.rfile) if chunked else self.rfile
-        if self.app.store.has_blob(oid, size):  # already there: drain and accept
+        if self.app.store.repo_meta(repo_id) is None:
+            raise StoreError(404, f"Repository not found: {repo_id}", "RepoNotFound")
+        if self.app.store.repo_has_object(repo_id, oid, size):  # already there: drain and accept
             remaining = size
             while remaining and (chunk := stream.read(min(1 << 20, remaining))):
                 remaining -= len(chunk)
@@ -510,6 +512,7 @@ class Handler(BaseHTTPRequestHandler):
             except StoreError:
                 self.close_connection = True
                 raise
+            self.app.store.mark_object(repo_id, oid)
         self._json({})
 
     # -- downloads -------------------------------------------------------------------

@@ -180,6 +180,21 @@ class Store:
         os.chmod(tmp, 0o644)
         os.replace(tmp, target)
 
+    # -- LFS objects, scoped per repo -------------------------------------------------
+    # Blobs are shared on disk, but a repo may only use LFS objects uploaded to it: no
+    # repo can learn of, or reference, another (possibly private) repo's content.
+    def mark_object(self, repo_id: str, sha256: str) -> None:
+        marker = self._repo_dir(repo_id) / "objects" / sha256
+        marker.parent.mkdir(exist_ok=True)
+        marker.touch()
+
+    def repo_has_object(self, repo_id: str, sha256: str, size: int | None = None) -> bool:
+        return (
+            SHA256_RE.match(sha256) is not None
+            and (self._repo_dir(repo_id) / "objects" / sha256).is_file()
+            and self.has_blob(sha256, size)
+        )
+
     # -- repos -----------------------------------------------------------------------
     def _repo_dir(self, repo_id: str) -> Path:
         org, name = check_repo_id(repo_id)
