@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -160,7 +161,12 @@ def push_model(
 
     operations = {p.relative_to(folder).as_posix(): CommitOperationAdd(p.relative_to(folder).as_posix(), str(p))
                   for p in files}
-    info, branch_exists = _remote_info(api, repo_id, branch, fail)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        # hash while the hub answers (hashlib releases the GIL); upload_info caches the digest
+        hashing = [pool.submit(lambda op: op.upload_info.sha256, op) for op in operations.values()]
+        info, branch_exists = _remote_info(api, repo_id, branch, fail)
+        for done in hashing:
+            done.result()
     changes = plan_changes(folder, files, operations, _remote_files(info))
     status = "dry-run" if dry_run else "up-to-date"
     to_send = [operations[c.path] for c in changes if c.action in ("add", "update")]
@@ -221,27 +227,32 @@ def verify_remote(api: Any, repo_id: str, commit_oid: str, folder: Path, operati
     from huggingface_hub import hf_hub_url
     from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
 
+    headers = build_hf_headers(token=token)
+
+    def remote_digest(rel: str, other: Any) -> tuple[int, str]:
+        if other.lfs is not None:
+            return other.lfs.size, other.lfs.sha256
+        url = hf_hub_url(repo_id, rel, revision=commit_oid, endpoint=api.endpoint)
+        response = get_session().get(url, headers=headers, follow_redirects=True)
+        hf_raise_for_status(response)
+        return len(response.content), hashlib.sha256(response.content).hexdigest()
+
     try:
         remote = _remote_files(api.repo_info(repo_id, revision=commit_oid, files_metadata=True))
-        checked = []
-        for rel, op in sorted(operations.items()):
-            local_sha = op.upload_info.sha256.hex()
-            other = remote.get(rel)
-            if other is None:
-                raise HubError(f"{rel} is missing from {repo_id} after the push (commit {commit_oid[:12]})")
-            if other.lfs is not None:
-                remote_size, remote_sha = other.lfs.size, other.lfs.sha256
-            else:
-                url = hf_hub_url(repo_id, rel, revision=commit_oid, endpoint=api.endpoint)
-                response = get_session().get(url, headers=build_hf_headers(token=token), follow_redirects=True)
-                hf_raise_for_status(response)
-                remote_size, remote_sha = len(response.content), hashlib.sha256(response.content).hexdigest()
-            if remote_size != op.upload_info.size or remote_sha != local_sha:
-                raise HubError(
-                    f"{rel} on {repo_id} (commit {commit_oid[:12]}) differs from {display_path(folder / rel)}: "
-                    f"{remote_size} bytes sha256 {remote_sha[:12]} vs {op.upload_info.size} bytes sha256 {local_sha[:12]}"
-                )
-            checked.append(rel)
+        missing = sorted(set(operations) - set(remote))
+        if missing:
+            raise HubError(f"{missing[0]} is missing from {repo_id} after the push (commit {commit_oid[:12]})")
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            digests = dict(zip(sorted(operations), pool.map(lambda rel: remote_digest(rel, remote[rel]),
+                                                            sorted(operations))))
     except hub_exceptions() as exc:
         raise fail(exc, commit_oid) from None
-    return checked
+    for rel, (remote_size, remote_sha) in digests.items():
+        op = operations[rel]
+        local_sha = op.upload_info.sha256.hex()
+        if remote_size != op.upload_info.size or remote_sha != local_sha:
+            raise HubError(
+                f"{rel} on {repo_id} (commit {commit_oid[:12]}) differs from {display_path(folder / rel)}: "
+                f"{remote_size} bytes sha256 {remote_sha[:12]} vs {op.upload_info.size} bytes sha256 {local_sha[:12]}"
+            )
+    return sorted(digests)
