@@ -109,6 +109,10 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - BaseHTTPRequestHandler's name
         """Silence the default access log (it would print query strings); see _log."""
 
+    def log_error(self, format: str, *args: Any) -> None:  # noqa: A002
+        """Requests too malformed to reach _dispatch (bad request line, huge headers) still get their line."""
+        self.app.log(f"{self.client_address[0]} - {format % args}")
+
     def _log(self, status: int) -> None:
         ms = (time.perf_counter() - self._started) * 1000
         path = urlsplit(self.path).path
