@@ -24,7 +24,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 STDERR_TAIL_CHARS = 4000
 
@@ -75,11 +75,17 @@ def run_isolated(
     cache_dir: Path,
     threads: int | None = None,
     env: dict[str, str] | None = None,
+    preload: tuple[str, ...] = (),
+    on_start: Callable[[int], None] | None = None,
 ) -> IsolatedResult:
     """Call ``target(**kwargs)`` in a new process; never raises for what the child does.
 
     The child runs in its own process group, so engine subprocesses it starts are killed
     with it on timeout, and any it leaves behind are cleaned up after it exits.
+    ``preload`` (e.g. ``("torch", "transformers")``) forks the child from a server process
+    that imported those modules once, instead of starting a new interpreter: each run is
+    still a separate process, without paying seconds of imports every time.
+    ``on_start`` receives the child's pid once it runs.
     """
     cache_dir = Path(cache_dir).resolve()
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -87,28 +93,22 @@ def run_isolated(
     request = run_dir / "request.json"
     result_path = run_dir / "result.json"
     request.write_text(json.dumps({"target": target, "kwargs": kwargs or {}, "result": str(result_path)}))
+    environ = child_env(cache_dir=cache_dir, threads=threads, extra=env)
     start = time.perf_counter()
     try:
-        with open(run_dir / "stdout.log", "wb") as out, open(run_dir / "stderr.log", "wb") as err:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "hubtool.isolate", str(request)],
-                stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                env=child_env(cache_dir=cache_dir, threads=threads, extra=env),
-                start_new_session=True,
-            )
-            try:
-                code: int | None = proc.wait(timeout=timeout)
-                timed_out = False
-            except subprocess.TimeoutExpired:
-                timed_out = True
-                code = None
-            except BaseException:  # Ctrl-C in the caller: take the child down too
-                _kill_group(proc.pid)
-                proc.wait()
-                raise
-            _kill_group(proc.pid)
-            if timed_out:
-                code = proc.wait()
+        child = _start(request, run_dir, environ, preload)
+        if on_start:
+            on_start(child.pid)
+        try:
+            code = child.wait(timeout)
+        except BaseException:  # Ctrl-C in the caller: take the child down too
+            _kill_group(child.pid)
+            child.wait(None)
+            raise
+        _kill_group(child.pid)
+        timed_out = code is None
+        if timed_out:
+            code = child.wait(None)
         seconds = time.perf_counter() - start
         tail = _tail(run_dir / "stderr.log")
         if timed_out:
@@ -122,6 +122,88 @@ def run_isolated(
         return IsolatedResult("crashed", None, code, tail, seconds)
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
+
+
+class _Popen:
+    """A fresh interpreter running ``python -m hubtool.isolate REQUEST``."""
+
+    def __init__(self, request: Path, run_dir: Path, environ: dict[str, str]) -> None:
+        with open(run_dir / "stdout.log", "wb") as out, open(run_dir / "stderr.log", "wb") as err:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "hubtool.isolate", str(request)],
+                stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=environ, start_new_session=True,
+            )
+        self.pid = self.proc.pid
+
+    def wait(self, timeout: float | None) -> int | None:
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+
+class _Forked:
+    """A child forked from a multiprocessing forkserver that preloaded heavy modules."""
+
+    def __init__(self, request: Path, run_dir: Path, environ: dict[str, str], preload: tuple[str, ...]) -> None:
+        context = _forkserver(preload)
+        self.proc = context.Process(
+            target=_forked_main, args=(str(request), str(run_dir), environ), name="hubtool-isolated"
+        )
+        self.proc.start()
+        self.pid = self.proc.pid
+
+    def wait(self, timeout: float | None) -> int | None:
+        self.proc.join(timeout)
+        return self.proc.exitcode
+
+
+def _start(request: Path, run_dir: Path, environ: dict[str, str], preload: tuple[str, ...]):
+    return _Forked(request, run_dir, environ, preload) if preload else _Popen(request, run_dir, environ)
+
+
+_FORKSERVER: list[Any] = []  # the one multiprocessing context, once made
+
+
+def _forkserver(preload: tuple[str, ...]):
+    """One forkserver per process: the first caller's preload list is the one it keeps."""
+    import multiprocessing
+
+    if not _FORKSERVER:
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["hubtool.isolate", *preload])
+        _FORKSERVER.append(context)
+    return _FORKSERVER[0]
+
+
+def _forked_main(request: str, run_dir: str, environ: dict[str, str]) -> None:
+    """Child side of a forked run: own session, own stdout/stderr files, the run's environment."""
+    os.setsid()
+    for fd, name in ((1, "stdout.log"), (2, "stderr.log")):
+        handle = os.open(os.path.join(run_dir, name), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.dup2(handle, fd)
+        os.close(handle)
+    os.environ.clear()
+    os.environ.update(environ)
+    tempfile.tempdir = None  # re-read TMPDIR
+    code = 1
+    try:
+        code = main(request)
+    except BaseException:  # noqa: BLE001 - reported through stderr and the exit code
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        # What a normal interpreter exit does (pools and semaphores are released), then leave
+        # without unwinding into the forkserver's own code.
+        import atexit
+        from multiprocessing import util
+
+        atexit._run_exitfuncs()
+        util._exit_function()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
 
 
 def _kill_group(pgid: int) -> None:

@@ -34,7 +34,14 @@ DEFAULT_NEW_TOKENS = 8
 DEFAULT_TIMEOUT_S = 900.0
 _REPO_RE = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*(@[\w./-]+)?$")
 
-Progress = Callable[[str, str, "dict[str, Any] | None"], None]
+# progress(event, backend, data): "start" with {"pid": child pid} once its process runs,
+# "done" with the backend's report cell.
+Progress = Callable[[str, str, "dict[str, Any]"], None]
+# Imported once by the server the torch workers are forked from (see hubtool.isolate).
+TORCH_PRELOAD = (
+    "torch", "safetensors.torch", "transformers.models.auto.modeling_auto",
+    "transformers.models.auto.tokenization_auto", "transformers.models.gpt2.modeling_gpt2",
+)
 
 
 def tolerances(new_tokens: int) -> dict[str, Any]:
@@ -206,10 +213,14 @@ class _Run:
         self.timeout, self.threads, self.progress = timeout, threads, progress
 
     def _isolated(self, name: str, worker: str, kwargs: dict[str, Any]) -> IsolatedResult:
-        if self.progress:
-            self.progress("start", name, None)
-        return run_isolated(f"hubtool.parity:{worker}", kwargs, timeout=self.timeout,
-                            cache_dir=self.cache / "compile", threads=self.threads)
+        def started(pid: int) -> None:
+            if self.progress:
+                self.progress("start", name, {"pid": pid})
+
+        # vLLM gets a fresh interpreter: its engine expects to own process start-up.
+        preload = () if name == "vllm" else TORCH_PRELOAD
+        return run_isolated(f"hubtool.parity:{worker}", kwargs, timeout=self.timeout, cache_dir=self.cache / "compile",
+                            threads=self.threads, preload=preload, on_start=started)
 
     def _done(self, name: str, cells: dict[str, dict[str, Any]], cell: dict[str, Any]) -> None:
         cells[name] = cell

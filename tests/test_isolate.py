@@ -49,3 +49,22 @@ def test_hang_times_out_and_is_killed(tmp_path):
     assert res.exit_code == -9
     assert 3 <= res.seconds < 30
     assert time.perf_counter() - start < 30
+
+
+def test_forked_from_preloaded_server(tmp_path):
+    """With preload, runs are forked: a separate process per run, the same outcomes."""
+    pids = []
+    ok = run_isolated("tests.isolate_workers:add", {"a": 1, "b": 2}, timeout=60, cache_dir=tmp_path,
+                      threads=1, preload=("json",), on_start=pids.append)
+    assert ok.status == "ok", ok.stderr_tail
+    assert ok.result["sum"] == 3 and ok.result["pid"] == pids[0] != os.getpid()
+    assert ok.result["tmpdir"] == str(tmp_path.resolve() / "tmp") and ok.result["omp"] == "1"
+    killed = run_isolated("tests.isolate_workers:kill_self", timeout=60, cache_dir=tmp_path, preload=("json",))
+    assert (killed.status, killed.exit_code) == ("crashed", -9)
+    assert "dying loudly" in killed.stderr_tail
+    failed = run_isolated("tests.isolate_workers:fail", timeout=60, cache_dir=tmp_path, preload=("json",))
+    assert (failed.status, failed.exit_code) == ("crashed", 1)
+    assert "ValueError: worker refused: bad input 42" in failed.stderr_tail
+    hung = run_isolated("tests.isolate_workers:hang", {"seconds": 120}, timeout=2, cache_dir=tmp_path,
+                        preload=("json",))
+    assert (hung.status, hung.exit_code) == ("timeout", -9)

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from hubtool.backends import vllm as vllm_backend
 from hubtool.cli.main import cli
 from hubtool.verify import SCHEMA, verify_target
-from tests.verify_fixtures import built_root, gpt2_25m, kill_child_when_started, tiny_model, verify_cache  # noqa: F401
+from tests.verify_fixtures import built_root, gpt2_25m, kill_after, tiny_model, verify_cache  # noqa: F401
 
 pytestmark = pytest.mark.slow
 HAS_VLLM = vllm_backend.available()
@@ -76,9 +76,9 @@ def test_tiny_gpt2_every_backend(tiny_model, verify_cache):
 
 
 def test_killed_backend_is_crashed_while_others_complete(tiny_model, verify_cache, tmp_path):
-    def progress(event, backend, cell):
+    def progress(event, backend, data):
         if event == "start" and backend == "sdpa":
-            kill_child_when_started(delay=1.0)
+            kill_after(data["pid"], delay=1.0)
 
     report = verify_target(str(tiny_model), backends="eager,sdpa,compile", cache_dir=verify_cache,
                            out_json=tmp_path / "r.json", progress=progress)
@@ -122,3 +122,15 @@ def test_gpt2_25m_cli_every_backend(gpt2_25m, built_root, verify_cache, tmp_path
     assert m["generated_logprob_compared"] == 24 and m["generated_logprob_max_abs_diff"] < 1e-4
     assert m["top1_agreement"] == 1.0 and m["greedy_flips"] == 0
     assert "gpt2-25m: vllm     passed" in result.output
+
+
+@needs_vllm
+def test_gpt2_100m_vllm_is_unsupported_with_its_reason(built_root, verify_cache, tmp_path):
+    from tests.verify_fixtures import build
+
+    folder = build("gpt2-100m", built_root)
+    report = verify_target(str(folder), backends="vllm", cache_dir=verify_cache, out_json=tmp_path / "r.json")
+    cell = report["backends"]["vllm"]
+    assert cell["status"] == "unsupported"
+    assert cell["reason"].startswith("Unsupported CPU attention configuration: head_dim=384")
+    assert report["weights"]["status"] == "passed" and report["status"] == "passed"

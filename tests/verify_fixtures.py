@@ -45,42 +45,17 @@ def tensor_offsets(path: Path, name: str) -> tuple[int, int]:
     return base + start, base + end
 
 
-def child_pids(marker: str = "hubtool.isolate") -> list[int]:
-    """Our own child processes whose command line contains ``marker``."""
-    me = os.getpid()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
+def kill_after(pid: int, *, delay: float) -> threading.Thread:
+    """SIGKILL ``pid`` after ``delay`` seconds, from a thread (the caller goes on waiting for it)."""
+
+    def kill() -> None:
+        time.sleep(delay)
         try:
-            stat = (entry / "stat").read_text()
-            ppid = int(stat.rsplit(")", 1)[1].split()[1])
-            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except (OSError, ValueError, IndexError):
-            continue
-        if ppid == me and marker in cmd:
-            found.append(int(entry.name))
-    return found
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
-
-def kill_child_when_started(delay: float = 1.0, limit: float = 120.0) -> threading.Thread:
-    """SIGKILL the next isolated worker this process starts, ``delay`` seconds after it appears."""
-
-    def hunt() -> None:
-        deadline = time.monotonic() + limit
-        while time.monotonic() < deadline:
-            pids = child_pids()
-            if pids:
-                time.sleep(delay)
-                for pid in pids:
-                    try:
-                        os.kill(pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
-                return
-            time.sleep(0.05)
-
-    thread = threading.Thread(target=hunt, daemon=True)
+    thread = threading.Thread(target=kill, daemon=True)
     thread.start()
     return thread
 

@@ -20,6 +20,8 @@ COMMANDS: dict[str, str] = {
     "list": "list_:list_cmd",
     "build": "build:build_cmd",
     "verify": "verify:verify_cmd",
+    "push": "push:push_cmd",
+    "hub": "hub:hub_group",
     "bench": "bench:bench_cmd",
     "report": "report:report_cmd",
 }
