@@ -46,6 +46,10 @@ class ArtifactError(HubtoolError):
     """A model folder is missing or incomplete (run ``hubtool build`` first)."""
 
 
+class CardError(HubtoolError):
+    """A model card cannot be rendered (missing value, bad template, unbuilt model)."""
+
+
 class HubError(HubtoolError):
     """Talking to a hub failed: auth, missing repo, unreachable endpoint."""
 
