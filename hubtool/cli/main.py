@@ -20,6 +20,8 @@ COMMANDS: dict[str, str] = {
     "list": "list_:list_cmd",
     "build": "build:build_cmd",
     "card": "card:card_cmd",
+    "push": "push:push_cmd",
+    "hub": "hub:hub_group",
 }
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}

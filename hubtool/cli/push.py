@@ -1,0 +1,89 @@
+"""``hubtool push``: built model folders -> Hub repos (or a staging hub)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from hubtool.catalog import family_for, model_dir, resolve_targets
+from hubtool.cli.options import all_option, names_argument, out_option
+from hubtool.errors import UsageError
+
+
+def format_changes(changes) -> list[str]:
+    """One line per file: action, path, size (and the remote size of an update)."""
+    width = max((len(c.path) for c in changes), default=0)
+    lines = []
+    for c in changes:
+        size = c.size if c.size is not None else c.remote_size
+        line = f"  {c.action:<11} {c.path:<{width}}  {size:>13,} bytes"
+        if c.action == "update":
+            line += f" (remote {c.remote_size:,})" if c.remote_size is not None else ""
+        lines.append(line)
+    return lines
+
+
+def counts(result) -> str:
+    labels = (("add", "to add"), ("update", "to update"), ("unchanged", "unchanged"), ("remote-only", "remote-only"))
+    return ", ".join(f"{result.count(action)} {label}" for action, label in labels)
+
+
+@click.command("push")
+@names_argument
+@all_option
+@click.option("--repo-id", help="Target repo ORG/NAME (one model only; default: family namespace/NAME).")
+@click.option("--namespace", help="Push to ORG/NAME instead of the family's namespace.")
+@click.option("--endpoint", envvar="HF_ENDPOINT", show_envvar=True, help="Hub URL (default: the Hugging Face Hub).")
+@click.option("--private", is_flag=True, help="Create the repo private (when it does not exist yet).")
+@click.option("--revision", help="Branch to push to; created from main when missing.")
+@click.option("--create-pr", is_flag=True, help="Open a pull request against main instead of committing to it.")
+@click.option("--commit-message", help="Commit message (default names the hubtool version and spec hash).")
+@click.option("--dry-run", is_flag=True, help="Show what would be added/updated/left; change nothing.")
+@click.option("--force", is_flag=True, help="Push even without a model card newer than the measurements.")
+@out_option
+def push_cmd(names: tuple[str, ...], all_: bool, repo_id: str | None, namespace: str | None,
+             endpoint: str | None, private: bool, revision: str | None, create_pr: bool,
+             commit_message: str | None, dry_run: bool, force: bool, out: Path | None) -> None:
+    """Push built model folders to the Hub, one commit per model.
+
+    Only added or changed files are uploaded; an unchanged folder makes no commit.
+    After a commit every remote file's size and sha256 is checked against the local
+    file. The token comes from HF_TOKEN or `hf auth login`. A folder whose README.md
+    is missing or older than its measurements is refused until `hubtool card NAME`
+    has been run (or --force).
+
+    \b
+    Examples:
+      hubtool push gpt2-50m --dry-run
+      hubtool push --all
+      hubtool push tiny-gpt2 --endpoint http://127.0.0.1:8000 --revision staging
+    """
+    from hubtool.hub.push import push_model
+
+    specs = resolve_targets(names, all_=all_)
+    if repo_id and (namespace or len(specs) != 1):
+        raise UsageError("--repo-id takes exactly one model and no --namespace")
+    for spec in specs:
+        target = repo_id or (f"{namespace}/{spec.name}" if namespace else family_for(spec).repo_id(spec.name))
+        result = push_model(
+            model_dir(spec.name, out), repo_id=target, endpoint=endpoint, private=private, revision=revision,
+            create_pr=create_pr, commit_message=commit_message, dry_run=dry_run, force=force,
+        )
+        where = f"{result.repo_id}@{result.revision}"
+        click.echo(f"{spec.name} -> {where} at {result.endpoint}{' (dry run)' if dry_run else ''}")
+        for line in format_changes(result.changes):
+            click.echo(line)
+        if result.status == "dry-run":
+            click.echo(f"{spec.name}: {counts(result)}; nothing was changed")
+        elif result.status == "up-to-date":
+            click.echo(f"{spec.name}: {where} is up to date ({result.count('unchanged')} files unchanged); no commit")
+        else:
+            sent = result.count("add") + result.count("update")
+            click.echo(
+                f"{spec.name}: committed {sent} file(s) in {result.seconds:.1f}s; "
+                f"verified {len(result.verified)} remote files (size + sha256)"
+            )
+            click.echo(f"  commit: {result.commit_url}")
+            if result.pr_url:
+                click.echo(f"  pull request: {result.pr_url}")

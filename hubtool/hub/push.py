@@ -1,0 +1,258 @@
+"""A built model folder -> a Hub repo, in one commit, with a plan and a check afterwards.
+
+The plan compares every local file with the remote one (LFS sha256, or the git blob id
+of a regular file): only added or changed files are uploaded, and when nothing changed
+no commit is made. After a commit, every remote file's size and sha256 is checked
+against the local file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hubtool.build import read_provenance
+from hubtool.environment import hubtool_version
+from hubtool.errors import ArtifactError, HubError, display_path
+from hubtool.hub.client import DEFAULT_ENDPOINT, describe_error, hub_exceptions, make_api, resolve_endpoint
+from hubtool.hub.pull import REPO_REF_RE
+from hubtool.hub.store import git_blob_oid
+
+CARD_FILE = "README.md"
+MEASUREMENT_FILES = ("verification.json", "benchmark.json", "measurements.json", "provenance.json")
+_TEMP_SUFFIXES = ("~", ".tmp", ".temp", ".part", ".partial", ".swp", ".lock", ".incomplete")
+
+
+@dataclass(frozen=True)
+class FileChange:
+    """One file of the plan: add / update / unchanged (local) or remote-only (left as is)."""
+
+    path: str
+    action: str
+    size: int | None  # local size (None for remote-only)
+    remote_size: int | None
+
+
+@dataclass(frozen=True)
+class PushResult:
+    repo_id: str
+    endpoint: str
+    revision: str
+    status: str  # "pushed" | "up-to-date" | "dry-run"
+    changes: list[FileChange]
+    commit_oid: str | None = None
+    commit_url: str | None = None
+    pr_url: str | None = None
+    verified: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def count(self, action: str) -> int:
+        return sum(c.action == action for c in self.changes)
+
+
+def repo_files(folder: Path) -> list[Path]:
+    """The files of a model folder that belong in its repo: no dotfiles, no temp files."""
+    out = []
+    for path in sorted(folder.rglob("*")):
+        rel = path.relative_to(folder)
+        if any(part.startswith(".") for part in rel.parts) or path.name.endswith(_TEMP_SUFFIXES):
+            continue
+        if ".tmp-" in path.name or not path.is_file():
+            continue
+        out.append(path)
+    return out
+
+
+def check_card(folder: Path, *, name: str) -> None:
+    """Refuse a folder whose model card is missing or older than a measurement beside it."""
+    card = folder / CARD_FILE
+    if not card.is_file():
+        raise ArtifactError(
+            f"{display_path(folder)} has no model card ({CARD_FILE}); run `hubtool card {name}` first (or push with --force)"
+        )
+    card_mtime = card.stat().st_mtime_ns
+    for measured in MEASUREMENT_FILES:
+        path = folder / measured
+        if path.is_file() and path.stat().st_mtime_ns > card_mtime:
+            raise ArtifactError(
+                f"{display_path(card)} is older than {measured}; run `hubtool card {name}` to refresh it "
+                "(or push with --force)"
+            )
+
+
+def default_commit_message(folder: Path) -> str:
+    """Names the hubtool version and the spec the weights were built from."""
+    spec_hash = ((read_provenance(folder) or {}).get("spec") or {}).get("sha256")
+    suffix = f" (spec sha256 {spec_hash[:12]})" if spec_hash else ""
+    return f"Upload {folder.name} with hubtool {hubtool_version()}{suffix}"
+
+
+def _remote_files(info: Any) -> dict[str, Any]:
+    return {s.rfilename: s for s in (info.siblings or [])} if info is not None else {}
+
+
+def _same(local_op: Any, local_path: Path, remote: Any) -> bool:
+    """Does the remote file hold the local bytes? LFS: sha256; regular: the git blob id."""
+    if remote.size is not None and remote.size != local_op.upload_info.size:
+        return False
+    if remote.lfs is not None:
+        return remote.lfs.sha256 == local_op.upload_info.sha256.hex()
+    return remote.blob_id == git_blob_oid(local_path.read_bytes())
+
+
+def plan_changes(folder: Path, files: list[Path], operations: dict[str, Any], remote: dict[str, Any]) -> list[FileChange]:
+    changes = []
+    for path in files:
+        rel = path.relative_to(folder).as_posix()
+        op, other = operations[rel], remote.get(rel)
+        if other is None:
+            action = "add"
+        else:
+            action = "unchanged" if _same(op, path, other) else "update"
+        changes.append(FileChange(rel, action, op.upload_info.size, other.size if other else None))
+    for rel in sorted(set(remote) - set(operations)):
+        changes.append(FileChange(rel, "remote-only", None, remote[rel].size))
+    return changes
+
+
+def push_model(
+    folder: Path,
+    *,
+    repo_id: str,
+    endpoint: str | None = None,
+    private: bool = False,
+    revision: str | None = None,
+    create_pr: bool = False,
+    commit_message: str | None = None,
+    dry_run: bool = False,
+    force: bool = False,
+    token: str | None = None,
+) -> PushResult:
+    """Push the repo files of ``folder`` to ``repo_id`` in one commit (or plan it, with dry_run)."""
+    start = time.perf_counter()
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ArtifactError(f"{display_path(folder)} does not exist; run `hubtool build {folder.name}` first")
+    if not REPO_REF_RE.match(repo_id) or "@" in repo_id:
+        raise HubError(f"'{repo_id}' is not a repo id (expected ORG/NAME)")
+    if create_pr and revision not in (None, "main"):
+        raise HubError("a pull request is always opened against main: give --create-pr or --revision, not both")
+    if not force:
+        check_card(folder, name=folder.name)
+    files = repo_files(folder)
+    if not files:
+        raise ArtifactError(f"{display_path(folder)} holds no files to push")
+
+    url = resolve_endpoint(endpoint)
+    from huggingface_hub import CommitOperationAdd, get_token
+
+    token = token or get_token()
+    if token is None and url == DEFAULT_ENDPOINT and not dry_run:
+        raise HubError(f"no token for {url}: set HF_TOKEN or run `hf auth login`")
+    api = make_api(url, token)
+    branch = revision or "main"
+
+    def fail(exc: BaseException, rev: str | None = branch) -> HubError:
+        return describe_error(exc, endpoint=url, repo_id=repo_id, revision=rev, token_sent=token is not None)
+
+    operations = {p.relative_to(folder).as_posix(): CommitOperationAdd(p.relative_to(folder).as_posix(), str(p))
+                  for p in files}
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        # hash while the hub answers (hashlib releases the GIL); upload_info caches the digest
+        hashing = [pool.submit(lambda op: op.upload_info.sha256, op) for op in operations.values()]
+        info, branch_exists = _remote_info(api, repo_id, branch, fail)
+        for done in hashing:
+            done.result()
+    changes = plan_changes(folder, files, operations, _remote_files(info))
+    status = "dry-run" if dry_run else "up-to-date"
+    to_send = [operations[c.path] for c in changes if c.action in ("add", "update")]
+    if dry_run or (info is not None and not to_send):
+        if not dry_run and not branch_exists and not create_pr:
+            try:  # same files as main: the new branch starts there, no commit needed
+                api.create_branch(repo_id, branch=branch, exist_ok=True)
+            except hub_exceptions() as exc:
+                raise fail(exc) from None
+        return PushResult(repo_id, url, branch, status, changes, commit_oid=info.sha if info else None,
+                          seconds=time.perf_counter() - start)
+
+    try:
+        if info is None:
+            api.create_repo(repo_id, private=private, exist_ok=True)
+        elif not branch_exists and not create_pr:
+            api.create_branch(repo_id, branch=branch, exist_ok=True)
+        commit = api.create_commit(
+            repo_id,
+            operations=to_send,
+            commit_message=commit_message or default_commit_message(folder),
+            revision=None if create_pr else branch,
+            create_pr=create_pr,
+            parent_commit=info.sha if info is not None and branch_exists else None,
+        )
+    except hub_exceptions() as exc:
+        raise fail(exc) from None
+    verified = verify_remote(api, repo_id, commit.oid, folder, operations, fail=fail, token=token)
+    return PushResult(repo_id, url, branch, "pushed", changes, commit_oid=commit.oid, commit_url=commit.commit_url,
+                      pr_url=commit.pr_url, verified=verified, seconds=time.perf_counter() - start)
+
+
+def _remote_info(api: Any, repo_id: str, branch: str, fail) -> tuple[Any, bool]:
+    """(repo info at ``branch`` or, when that branch does not exist yet, at main; branch exists)."""
+    from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
+
+    try:
+        return api.repo_info(repo_id, revision=branch, files_metadata=True), True
+    except RepositoryNotFoundError:
+        return None, False
+    except RevisionNotFoundError:
+        pass
+    except hub_exceptions() as exc:
+        raise fail(exc) from None
+    try:
+        return api.repo_info(repo_id, files_metadata=True), False
+    except hub_exceptions() as exc:
+        raise fail(exc, "main") from None
+
+
+def verify_remote(api: Any, repo_id: str, commit_oid: str, folder: Path, operations: dict[str, Any], *,
+                  fail, token: str | None) -> list[str]:
+    """Check that every local file is on the remote at ``commit_oid`` with its size and sha256.
+
+    LFS files carry their sha256 in the repo listing; regular (small) files are downloaded
+    and hashed.
+    """
+    from huggingface_hub import hf_hub_url
+    from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
+
+    headers = build_hf_headers(token=token)
+
+    def remote_digest(rel: str, other: Any) -> tuple[int, str]:
+        if other.lfs is not None:
+            return other.lfs.size, other.lfs.sha256
+        url = hf_hub_url(repo_id, rel, revision=commit_oid, endpoint=api.endpoint)
+        response = get_session().get(url, headers=headers, follow_redirects=True)
+        hf_raise_for_status(response)
+        return len(response.content), hashlib.sha256(response.content).hexdigest()
+
+    try:
+        remote = _remote_files(api.repo_info(repo_id, revision=commit_oid, files_metadata=True))
+        missing = sorted(set(operations) - set(remote))
+        if missing:
+            raise HubError(f"{missing[0]} is missing from {repo_id} after the push (commit {commit_oid[:12]})")
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            digests = dict(zip(sorted(operations), pool.map(lambda rel: remote_digest(rel, remote[rel]),
+                                                            sorted(operations))))
+    except hub_exceptions() as exc:
+        raise fail(exc, commit_oid) from None
+    for rel, (remote_size, remote_sha) in digests.items():
+        op = operations[rel]
+        local_sha = op.upload_info.sha256.hex()
+        if remote_size != op.upload_info.size or remote_sha != local_sha:
+            raise HubError(
+                f"{rel} on {repo_id} (commit {commit_oid[:12]}) differs from {display_path(folder / rel)}: "
+                f"{remote_size} bytes sha256 {remote_sha[:12]} vs {op.upload_info.size} bytes sha256 {local_sha[:12]}"
+            )
+    return sorted(digests)

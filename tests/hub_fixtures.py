@@ -1,0 +1,125 @@
+"""Fixtures for the hub tests: built models, an isolated huggingface_hub home, and a staging
+hub running on 127.0.0.1 on a free port. Nothing here talks to any other address."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hubtool.build import build_model
+from hubtool.catalog import resolve_spec
+from hubtool.hub.server import StagingHub
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CARD = "---\nlicense: mit\nlibrary_name: transformers\n---\n# {name}\n\nWritten by hand for the tests.\n"
+
+
+def write_card(folder: Path) -> None:
+    (folder / "README.md").write_text(CARD.format(name=folder.name))
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory) -> Path:
+    """tiny-gpt2 and gpt2-25m built once, each with a hand-written card. Copy before changing."""
+    root = tmp_path_factory.mktemp("built")
+    for name in ("tiny-gpt2", "gpt2-25m"):
+        result = build_model(resolve_spec(name), root=root)
+        write_card(result.path)
+    return root
+
+
+@pytest.fixture
+def models(built, tmp_path) -> Path:
+    """A private copy of tiny-gpt2 (tests change its files); gpt2-25m is linked, read-only."""
+    root = tmp_path / "artifacts"
+    root.mkdir()
+    shutil.copytree(built / "tiny-gpt2", root / "tiny-gpt2", copy_function=shutil.copy2)
+    (root / "gpt2-25m").symlink_to(built / "gpt2-25m")
+    return root
+
+
+@pytest.fixture(autouse=True)
+def hf_home(tmp_path, monkeypatch) -> Path:
+    """huggingface_hub's home, cache and token all inside tmp_path; no token, no endpoint set."""
+    from huggingface_hub import constants
+
+    home = tmp_path / "hf-home"
+    home.mkdir()
+    for var in ("HF_TOKEN", "HF_ENDPOINT", "HF_HUB_OFFLINE", "HUGGING_FACE_HUB_TOKEN"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HF_HOME", str(home))
+    monkeypatch.setenv("HF_HUB_CACHE", str(home / "hub"))
+    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(home / "hub"))
+    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(home / "token"))
+    monkeypatch.setattr(constants, "HF_STORED_TOKENS_PATH", str(home / "stored_tokens"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    return home
+
+
+class RunningHub:
+    """A staging hub in a thread, with its log lines kept for assertions."""
+
+    def __init__(self, root: Path, token_file: Path | None = None) -> None:
+        self.root = root
+        self.token_file = token_file
+        self.lines: list[str] = []
+        self.running = True
+        self.hub = StagingHub(root, host="127.0.0.1", port=0, token_file=token_file, log=self.lines.append).start()
+
+    @property
+    def url(self) -> str:
+        return self.hub.url
+
+    def restart(self) -> None:
+        self.hub.stop()
+        self.hub = StagingHub(self.root, host="127.0.0.1", port=0, token_file=self.token_file,
+                              log=self.lines.append).start()
+
+    def stop(self) -> None:
+        if self.running:
+            self.hub.stop()
+            self.running = False
+
+
+@pytest.fixture
+def hub(tmp_path):
+    running = RunningHub(tmp_path / "hub-root")
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def token_hub(tmp_path):
+    """A hub that needs a token to write and hides private repos from others."""
+    token_file = tmp_path / "tokens.txt"
+    token_file.write_text("# accepted tokens\nhf_stagingSECRETtoken123\n")
+    running = RunningHub(tmp_path / "hub-root", token_file=token_file)
+    running.token = "hf_stagingSECRETtoken123"
+    yield running
+    running.stop()
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 240) -> subprocess.CompletedProcess:
+    """``hubtool ARGS`` in a subprocess (a real process: real exit code, real stderr)."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [str(Path(sys.executable).with_name("hubtool")), *args], capture_output=True, text=True,
+        env=full_env, cwd=REPO_ROOT, timeout=timeout,
+    )
+
+
+def hf_cli(*args: str, env: dict[str, str], timeout: float = 240) -> subprocess.CompletedProcess:
+    """The official ``hf`` CLI shipped with huggingface_hub."""
+    hf = Path(sys.executable).with_name("hf")
+    return subprocess.run([str(hf), *args], capture_output=True, text=True, env={**os.environ, **env},
+                          cwd=REPO_ROOT, timeout=timeout)
+
+
+def same_files(a: Path, b: Path, names: list[str]) -> bool:
+    return all((a / n).read_bytes() == (b / n).read_bytes() for n in names)

@@ -1,0 +1,164 @@
+"""hubtool push against a staging hub on 127.0.0.1: byte-identical round trips, no empty
+commits, one-file commits, exact dry-run output, branches, pull requests, the card gate."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+from click.testing import CliRunner
+from huggingface_hub import HfApi, snapshot_download
+
+from hubtool.cli.main import cli
+from hubtool.errors import ArtifactError
+from hubtool.hub.pull import pull_repo
+from hubtool.hub.push import push_model, repo_files
+from tests.hub_fixtures import built, hf_home, hub, models, same_files  # noqa: F401 - fixtures
+
+pytestmark = pytest.mark.slow
+
+
+def names(folder) -> list[str]:
+    return [p.relative_to(folder).as_posix() for p in repo_files(folder)]
+
+
+def test_push_then_download_is_byte_identical(models, hub, tmp_path):
+    for model in ("tiny-gpt2", "gpt2-25m"):
+        folder = models / model
+        result = push_model(folder, repo_id=f"org/{model}", endpoint=hub.url)
+        assert result.status == "pushed"
+        assert sorted(result.verified) == sorted(names(folder))
+        assert result.commit_url == f"{hub.url}/org/{model}/commit/{result.commit_oid}"
+        fresh = tmp_path / f"fresh-{model}"
+        snapshot_download(f"org/{model}", endpoint=hub.url, local_dir=fresh)
+        downloaded = sorted(p.name for p in fresh.iterdir() if p.is_file())
+        assert downloaded == sorted(names(folder))
+        assert same_files(folder, fresh, names(folder))
+    assert (models / "gpt2-25m" / "model.safetensors").stat().st_size == 100_068_208
+    # pulled by id, through the cache
+    pulled = pull_repo("org/tiny-gpt2", endpoint=hub.url)
+    assert same_files(models / "tiny-gpt2", pulled, names(models / "tiny-gpt2"))
+
+
+def test_repush_makes_no_commit_and_one_change_makes_one_commit(models, hub):
+    folder = models / "tiny-gpt2"
+    api = HfApi(endpoint=hub.url)
+    first = push_model(folder, repo_id="org/tiny", endpoint=hub.url)
+    commits = api.list_repo_commits("org/tiny")
+    assert len(commits) == 2  # the repo's empty initial commit + the push
+    assert commits[0].title.startswith("Upload tiny-gpt2 with hubtool ") and "spec sha256 " in commits[0].title
+
+    hub.lines.clear()
+    again = push_model(folder, repo_id="org/tiny", endpoint=hub.url)
+    assert again.status == "up-to-date" and again.commit_oid == first.commit_oid
+    assert len(api.list_repo_commits("org/tiny")) == 2
+    assert not [line for line in hub.lines if " PUT " in line or "/commit/" in line]
+
+    before = {f.path: f.blob_id for f in api.list_repo_tree("org/tiny", recursive=True)}
+    config = folder / "generation_config.json"
+    config.write_text(config.read_text().replace("}", ', "note": "changed"}', 1))
+    os.utime(folder / "README.md")  # keep the card newer than the measurements
+    hub.lines.clear()
+    changed = push_model(folder, repo_id="org/tiny", endpoint=hub.url)
+    assert [(c.path, c.action) for c in changed.changes if c.action != "unchanged"] == [
+        ("generation_config.json", "update")
+    ]
+    assert len(api.list_repo_commits("org/tiny")) == 3
+    after = {f.path: f.blob_id for f in api.list_repo_tree("org/tiny", recursive=True)}
+    assert {p for p in after if after[p] != before[p]} == {"generation_config.json"}
+    assert set(after) == set(before)
+    assert not [line for line in hub.lines if " PUT " in line]  # no LFS re-upload
+
+
+def test_dry_run_output_is_exact_and_changes_nothing(models, hub):
+    folder = models / "tiny-gpt2"
+    push_model(folder, repo_id="org/tiny", endpoint=hub.url)
+    api = HfApi(endpoint=hub.url)
+    api.upload_file(path_or_fileobj=b"kept remotely\n", path_in_repo="notes.md", repo_id="org/tiny")
+    head = api.model_info("org/tiny").sha
+    (folder / "extra.json").write_text('{"a": 1}\n')
+    weights = folder / "model.safetensors"
+    old_size = weights.stat().st_size
+    weights.write_bytes(weights.read_bytes() + b" ")
+    os.utime(folder / "README.md", (time.time() + 5, time.time() + 5))
+
+    runner = CliRunner()
+    result = runner.invoke(cli, ["push", "tiny-gpt2", "--out", str(models), "--repo-id", "org/tiny",
+                                 "--endpoint", hub.url, "--dry-run"])
+    assert result.exit_code == 0, result.output
+    size = {n: (folder / n).stat().st_size for n in names(folder)}
+    rows = [("add", "extra.json"), *[("unchanged", n) for n in ("README.md", "config.json",
+            "generation_config.json", "merges.txt")], ("update", "model.safetensors"),
+            *[("unchanged", n) for n in ("provenance.json", "tokenizer.json", "tokenizer_config.json", "vocab.json")]]
+    rows.sort(key=lambda r: r[1])
+    width = len("generation_config.json")
+    expected = [f"tiny-gpt2 -> org/tiny@main at {hub.url} (dry run)"]
+    for action, name in rows:
+        line = f"  {action:<11} {name:<{width}}  {size[name]:>13,} bytes"
+        expected.append(line + (f" (remote {old_size:,})" if action == "update" else ""))
+    expected.append(f"  {'remote-only':<11} {'notes.md':<{width}}  {14:>13,} bytes")
+    expected.append("tiny-gpt2: 1 to add, 1 to update, 8 unchanged, 1 remote-only; nothing was changed")
+    assert result.output.splitlines() == expected
+    assert api.model_info("org/tiny").sha == head
+
+
+def test_revision_creates_a_branch_and_leaves_main(models, hub):
+    folder = models / "tiny-gpt2"
+    first = push_model(folder, repo_id="org/tiny", endpoint=hub.url)
+    (folder / "extra.txt").write_text("on the branch only\n")
+    result = push_model(folder, repo_id="org/tiny", endpoint=hub.url, revision="staging")
+    assert result.status == "pushed" and result.revision == "staging"
+    api = HfApi(endpoint=hub.url)
+    refs = {b.name: b.target_commit for b in api.list_repo_refs("org/tiny").branches}
+    assert refs == {"main": first.commit_oid, "staging": result.commit_oid}
+    assert "extra.txt" in api.list_repo_files("org/tiny", revision="staging")
+    assert "extra.txt" not in api.list_repo_files("org/tiny")
+    assert (pull_repo("org/tiny@staging", endpoint=hub.url) / "extra.txt").read_text() == "on the branch only\n"
+
+
+def test_create_pr_opens_a_pull_request(models, hub):
+    folder = models / "tiny-gpt2"
+    first = push_model(folder, repo_id="org/tiny", endpoint=hub.url)
+    (folder / "extra.txt").write_text("proposed\n")
+    runner = CliRunner()
+    result = runner.invoke(cli, ["push", "tiny-gpt2", "--out", str(models), "--repo-id", "org/tiny",
+                                 "--endpoint", hub.url, "--create-pr", "--commit-message", "Propose extra.txt"])
+    assert result.exit_code == 0, result.output
+    assert f"  pull request: {hub.url}/org/tiny/discussions/1" in result.output.splitlines()
+    api = HfApi(endpoint=hub.url)
+    assert api.model_info("org/tiny").sha == first.commit_oid  # main untouched
+    pr = api.list_repo_refs("org/tiny", include_pull_requests=True).pull_requests
+    assert [p.ref for p in pr] == ["refs/pr/1"]
+    assert api.list_repo_commits("org/tiny", revision="refs/pr/1")[0].title == "Propose extra.txt"
+    assert (pull_repo("org/tiny@refs/pr/1", endpoint=hub.url) / "extra.txt").read_text() == "proposed\n"
+
+
+def test_card_gate_refuses_missing_or_stale_card(models, hub):
+    folder = models / "tiny-gpt2"
+    stale = time.time() - 100
+    os.utime(folder / "README.md", (stale, stale))
+    (folder / "verification.json").write_text("{}\n")
+    with pytest.raises(ArtifactError, match=r"README.md is older than verification.json; run `hubtool card tiny-gpt2`"):
+        push_model(folder, repo_id="org/tiny", endpoint=hub.url)
+    (folder / "README.md").unlink()
+    runner = CliRunner()
+    result = runner.invoke(cli, ["push", "tiny-gpt2", "--out", str(models), "--endpoint", hub.url])
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        f"Error: {folder} has no model card (README.md); run `hubtool card tiny-gpt2` first (or push with --force)"
+    ]
+    assert not any("/api/" in line for line in hub.lines)  # refused before talking to the hub
+    forced = push_model(folder, repo_id="org/tiny", endpoint=hub.url, force=True)
+    assert forced.status == "pushed" and "README.md" not in forced.verified
+
+
+def test_dotfiles_and_temp_files_are_not_pushed(models, hub):
+    folder = models / "tiny-gpt2"
+    (folder / ".hidden").write_text("x")
+    (folder / "weights.tmp").write_text("x")
+    (folder / ".cache").mkdir()
+    (folder / ".cache" / "a").write_text("x")
+    result = push_model(folder, repo_id="org/tiny", endpoint=hub.url)
+    remote = sorted(HfApi(endpoint=hub.url).list_repo_files("org/tiny"))
+    assert remote == sorted(result.verified) and ".hidden" not in remote and "weights.tmp" not in remote
