@@ -19,6 +19,7 @@ from hubtool.errors import HubtoolError
 COMMANDS: dict[str, str] = {
     "list": "list_:list_cmd",
     "build": "build:build_cmd",
+    "train": "train:train_cmd",
 }
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
