@@ -14,6 +14,8 @@ import glob
 import hashlib
 import json
 import platform
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,17 +24,7 @@ from hubtool.errors import CorpusError, display_path
 
 HUB_PREFIX = "hf://datasets/"
 HUB_PATTERNS = ("*.txt", "*.jsonl")
-# A fixed, sorted list: the default corpus depends only on the Python version installed.
-STDLIB_MODULES = (
-    "abc", "argparse", "ast", "asyncio", "base64", "bisect", "calendar", "collections",
-    "concurrent.futures", "configparser", "contextlib", "copy", "csv", "dataclasses",
-    "datetime", "decimal", "difflib", "email", "enum", "fractions", "functools", "glob",
-    "gzip", "hashlib", "heapq", "html", "http.client", "inspect", "io", "ipaddress",
-    "itertools", "json", "logging", "mailbox", "math", "operator", "os", "pathlib", "pickle",
-    "pprint", "queue", "random", "re", "shlex", "shutil", "socket", "sqlite3", "statistics",
-    "string", "subprocess", "tarfile", "tempfile", "textwrap", "threading", "time",
-    "tokenize", "unittest", "urllib.parse", "uuid", "warnings", "weakref", "zipfile",
-)
+STDLIB_DOCS_SCRIPT = Path(__file__).with_name("stdlib_docs.py")
 
 
 @dataclass(frozen=True)
@@ -73,36 +65,15 @@ class PackedCorpus:
         }
 
 
-def stdlib_documents(modules: tuple[str, ...] = STDLIB_MODULES) -> list[str]:
-    """Docstrings of the listed modules and of their own classes, functions and methods."""
-    import importlib
-    import inspect
-    import warnings
-
-    docs: list[str] = []
-
-    def add(obj: object) -> None:
-        doc = getattr(obj, "__doc__", None)
-        if isinstance(doc, str) and doc.strip():
-            docs.append(inspect.cleandoc(doc))
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for name in modules:
-            module = importlib.import_module(name)
-            add(module)
-            for attr in sorted(vars(module)):
-                obj = vars(module)[attr]
-                if not (inspect.isclass(obj) or inspect.isroutine(obj)):
-                    continue
-                if getattr(obj, "__module__", None) != name:
-                    continue
-                add(obj)
-                if inspect.isclass(obj):
-                    for member in sorted(vars(obj)):
-                        if inspect.isfunction(vars(obj)[member]):
-                            add(vars(obj)[member])
-    return docs
+def stdlib_documents() -> list[str]:
+    """The standard library's docstrings, read in a fresh isolated interpreter (see stdlib_docs.py)."""
+    done = subprocess.run(
+        [sys.executable, "-I", "-S", str(STDLIB_DOCS_SCRIPT)], capture_output=True, check=False, timeout=300
+    )
+    if done.returncode != 0:
+        tail = done.stderr.decode(errors="replace").strip().splitlines()
+        raise CorpusError(f"cannot read the default corpus (standard library docstrings): {tail[-1] if tail else done.returncode}")
+    return json.loads(done.stdout)
 
 
 def _read_text(path: Path) -> str:

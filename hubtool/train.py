@@ -1,7 +1,8 @@
 """Train a built model folder on text: reproducible, resumable, and able to scale out.
 
 The loop runs under Hugging Face ``accelerate``: run plainly it uses one process; under
-``accelerate launch`` every process takes an equal slice of each global batch and the
+``accelerate launch`` (on CPUs: ``ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu
+--num_processes N``, as accelerate's ``--cpu`` alone starts one process) every process takes an equal slice of each global batch and the
 gradients are averaged, which is the same mathematics as one process on the whole batch.
 
 Reproducibility comes from construction, not luck: the batch order is a function of
@@ -204,6 +205,7 @@ def _write_outputs(
             "batch_size": settings.batch_size, "lr": settings.lr, "seed": settings.seed,
             "processes": processes, "torch_threads": threads, "corpus_sha256": corpus["sha256"],
             "first_loss": losses[0], "final_loss": losses[-1], "weights_before": weights_before,
+            "weights_after": files[WEIGHTS_FILE]["sha256"],
         }
         prov["training"] = {
             "steps": done + settings.steps,
@@ -265,6 +267,14 @@ def train_model(
     hf_logging.disable_progress_bar()
     accelerator = Accelerator()
     processes, rank = accelerator.num_processes, accelerator.process_index
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    if launched != processes:
+        # accelerate falls back to independent single processes (e.g. --multi_gpu with no GPU):
+        # they would each train alone and race to write the same folder.
+        raise TrainError(
+            f"started as one of {launched} processes but accelerate set up {processes}; "
+            "without GPUs, launch with ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes N"
+        )
     if settings.batch_size % processes:
         raise UsageError(f"batch-size {settings.batch_size} is not divisible by the {processes} processes")
     per_process = settings.batch_size // processes

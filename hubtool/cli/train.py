@@ -60,15 +60,17 @@ def train_cmd(name: str, corpus: tuple[str, ...], steps: int | None, seq_len: in
     packed into full sequences separated by end-of-text tokens (never padding). The
     same seed, corpus and steps give byte-identical weights on CPU. An interrupted
     run continues with --resume (its options are kept) and ends with the weights an
-    uninterrupted run gives. Run under `accelerate launch` to spread the batch over
-    processes, GPUs or nodes.
+    uninterrupted run gives. Run under `accelerate launch` to spread each batch over
+    processes, GPUs or nodes (on CPUs set ACCELERATE_USE_CPU=1, as below).
 
     \b
     Examples:
       hubtool train tiny-gpt2 --steps 50 --lr 1e-2
       hubtool train gpt2-25m --corpus 'notes/*.txt' --seq-len 256
       hubtool train gpt2-25m --resume
-      accelerate launch --num_processes 2 --cpu -m hubtool.cli.main train gpt2-25m
+      accelerate launch --num_processes 2 -m hubtool.cli.main train gpt2-25m
+      ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes 2 \\
+        -m hubtool.cli.main train gpt2-25m
     """
     folder = built_folder(name, out)
     result = train_model(
