@@ -1,14 +1,16 @@
 """Train a built model folder on text: reproducible, resumable, and able to scale out.
 
 The loop runs under Hugging Face ``accelerate``: run plainly it uses one process; under
-``accelerate launch`` (on CPUs: ``ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu
---num_processes N``, as accelerate's ``--cpu`` alone starts one process) every process takes an equal slice of each global batch and the
+``accelerate launch`` every process takes an equal slice of each global batch and the
 gradients are averaged, which is the same mathematics as one process on the whole batch.
+(On CPUs: ``ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes N``;
+accelerate's ``--cpu`` flag alone starts a single process.)
 
 Reproducibility comes from construction, not luck: the batch order is a function of
 (seed, step) and the random state (dropout) is reseeded every step from
 (seed, step, process), so a run resumed from a checkpoint replays exactly what an
-uninterrupted run does. Training starts from the folder's current weights; a second
+uninterrupted run does. Byte-identical weights need the same torch thread count too
+(CPU kernels split sums by thread), which provenance records. Training starts from the folder's current weights; a second
 ``hubtool train`` continues the first, and provenance counts steps and tokens across runs.
 """
 
@@ -131,6 +133,18 @@ def _load_checkpoint(path: Path) -> dict[str, Any]:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for truncated or foreign files
         raise TrainError(f"{display_path(path)}: unreadable checkpoint ({exc.__class__.__name__})") from None
+
+
+def _check_resumable(folder: Path, checkpoint: dict[str, Any], *, corpus_sha256: str,
+                     weights_before: str, processes: int) -> None:
+    """A checkpoint continues only the run it came from: same text, same start, same split."""
+    where = display_path(folder)
+    if checkpoint["corpus_sha256"] != corpus_sha256:
+        raise TrainError(f"{where}: the corpus changed since the interrupted run; start over without --resume")
+    if checkpoint["weights_before"] != weights_before:
+        raise TrainError(f"{where}: {WEIGHTS_FILE} changed since the interrupted run; start over without --resume")
+    if checkpoint["processes"] != processes:
+        raise TrainError(f"{where}: the interrupted run used {checkpoint['processes']} processes, not {processes}")
 
 
 def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
@@ -257,7 +271,7 @@ def train_model(
         "checkpoint_every": checkpoint_every, "corpus": tuple(corpus or ()),
     }
     settings = _settings(folder, given, checkpoint)
-    corpus_text = load_corpus(settings.corpus)  # bad text fails here, before anything heavy runs
+    text = load_corpus(settings.corpus)  # bad text fails here, before anything heavy runs
 
     import torch
     from accelerate import Accelerator
@@ -279,17 +293,11 @@ def train_model(
         raise UsageError(f"batch-size {settings.batch_size} is not divisible by the {processes} processes")
     per_process = settings.batch_size // processes
 
-    packed = pack(corpus_text, AutoTokenizer.from_pretrained(str(folder)), seq_len=settings.seq_len)
+    packed = pack(text, AutoTokenizer.from_pretrained(str(folder)), seq_len=settings.seq_len)
     weights_before = sha256_file(folder / WEIGHTS_FILE)
     if checkpoint:
-        if checkpoint["corpus_sha256"] != packed.corpus.sha256:
-            raise TrainError(f"{display_path(folder)}: the corpus changed since the interrupted run; start over without --resume")
-        if checkpoint["weights_before"] != weights_before:
-            raise TrainError(f"{display_path(folder)}: {WEIGHTS_FILE} changed since the interrupted run; start over without --resume")
-        if checkpoint["processes"] != processes:
-            raise TrainError(
-                f"{display_path(folder)}: the interrupted run used {checkpoint['processes']} processes, not {processes}"
-            )
+        _check_resumable(folder, checkpoint, corpus_sha256=packed.corpus.sha256,
+                         weights_before=weights_before, processes=processes)
 
     model = AutoModelForCausalLM.from_pretrained(str(folder), dtype="auto")
     if getattr(model, "loss_type", None) is None:

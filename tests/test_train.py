@@ -245,3 +245,30 @@ def test_help_does_not_import_torch() -> None:
             "assert r.exit_code == 0 and 'Example' in r.output; print('torch' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, timeout=60)
     assert done.stdout.strip() == "False", done.stderr
+
+
+def test_corpus_globs_jsonl_and_packing(tiny_built: Path, tmp_path: Path) -> None:
+    from transformers import AutoTokenizer
+
+    from hubtool.corpus import load_corpus, pack
+
+    (tmp_path / "b.txt").write_text("Hello world")
+    (tmp_path / "a.txt").write_text("Hello world again")
+    (tmp_path / "c.jsonl").write_text('{"text": "first"}\n\n{"text": "second line"}\n')
+    corpus = load_corpus([str(tmp_path / "*.txt"), str(tmp_path / "c.jsonl")])
+    assert corpus.documents == ("Hello world again", "Hello world", "first", "second line")
+    assert [Path(s).name for s in corpus.sources] == ["a.txt", "b.txt", "c.jsonl"]
+    assert load_corpus([str(tmp_path / "c.jsonl"), str(tmp_path / "*.txt")]).sha256 != corpus.sha256
+
+    tok = AutoTokenizer.from_pretrained(str(tiny_built))
+    packed = pack(corpus, tok, seq_len=3)
+    # "Hello world again" = 3 tokens, "Hello world" = [15496, 995], each followed by <|endoftext|>.
+    stream = [*tok("Hello world again")["input_ids"], 50256, 15496, 995, 50256,
+              *tok("first")["input_ids"], 50256, *tok("second line")["input_ids"], 50256]
+    assert packed.tokens == len(stream)
+    assert packed.sequences.flatten().tolist() == stream[: len(stream) // 3 * 3]
+    assert packed.record()["sha256"] == corpus.sha256 and packed.record()["tokens"] == len(stream)
+
+    default = load_corpus()
+    assert default.sources[0].startswith("python-stdlib-docstrings") and len(default.documents) > 1000
+    assert default.sha256 == load_corpus().sha256  # drawn afresh, identical
