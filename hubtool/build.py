@@ -177,7 +177,7 @@ def needs_build(spec: ModelSpec, *, root: Path, force: bool = False) -> bool:
     return force or not (target.is_dir() and is_up_to_date(spec, target))
 
 
-def _apply_umask(folder: Path) -> None:
+def apply_umask(folder: Path) -> None:
     """mkdtemp makes 0700 folders and some writers 0600 files; give them the usual modes."""
     umask = os.umask(0)
     os.umask(umask)
@@ -199,7 +199,7 @@ def build_model(spec: ModelSpec, *, root: Path, force: bool = False) -> BuildRes
     try:
         _write_model(spec, tmp)
         write_json(tmp / PROVENANCE_FILE, _provenance(spec, tmp))
-        _apply_umask(tmp)
+        apply_umask(tmp)
         existed = target.exists()
         if existed:
             old = Path(tempfile.mkdtemp(prefix=f".{spec.name}.tmp-{os.getpid()}-old-", dir=root))

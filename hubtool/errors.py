@@ -50,6 +50,14 @@ class CardError(HubtoolError):
     """A model card cannot be rendered (missing value, bad template, unbuilt model)."""
 
 
+class CorpusError(HubtoolError):
+    """Training text is missing, empty, binary or too short. Names the file or source."""
+
+
+class TrainError(HubtoolError):
+    """A training run cannot start or resume (no checkpoint, options differ from it, ...)."""
+
+
 class HubError(HubtoolError):
     """Talking to a hub failed: auth, missing repo, unreachable endpoint."""
 

@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "card": "card:card_cmd",
     "push": "push:push_cmd",
     "hub": "hub:hub_group",
+    "train": "train:train_cmd",
 }
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
