@@ -202,3 +202,29 @@ def test_card_without_claims_is_reported(family: Path) -> None:
     assert audit_card(folder)["status"] == "no-claims"
     (folder / "README.md").unlink()
     assert audit_card(folder)["status"] == "no-card"
+
+
+def test_trained_model_card_says_so_and_passes_audit(family: Path, tmp_path: Path) -> None:
+    from hubtool.train import train_model
+
+    folder = family / "tiny-gpt2"
+    weights = folder / "model.safetensors"
+    data = weights.read_bytes()
+    weights.unlink()
+    weights.write_bytes(data)  # un-share the hard link before training rewrites it
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("The quick brown fox jumps over the lazy dog. " * 400)
+    train_model(folder, corpus=[str(corpus)], steps=3, seq_len=32, batch_size=2, lr=1e-2)
+    card_command(resolve_spec("tiny-gpt2", CONFIGS), root=family)
+    text = (folder / "README.md").read_text()
+    assert "- trained\n" in text and "random-weights" not in text
+    training = text.split("## Training")[1].split("## Citation")[0]
+    assert "Trained for 3 steps on 192 tokens" in training
+    assert "corpus.txt" in training and "final training loss" in training
+    audit = audit_card(folder, backends=verification_report("tiny-gpt2")["backends"])
+    assert audit["status"] == "passed", contradiction_lines(audit)
+    assert [c["stated"] for c in audit["claims"] if c["claim"] == "trained"] == ["yes", "yes"]
+    # The same card text on the untrained weights is caught.
+    untrained = family / "gpt2-25m"
+    (untrained / "README.md").write_text(text)
+    assert "trained" in [c["claim"] for c in audit_card(untrained)["claims"] if c["status"] == "contradiction"]
