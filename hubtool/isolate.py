@@ -1,0 +1,248 @@
+"""Run one worker function in a fresh Python process, so a crash or hang cannot take the caller down.
+
+Verify and bench run every backend this way: a segfault in a compiled kernel, an engine
+that never returns, or an out-of-memory kill is recorded (status, exit code, stderr tail)
+and the other backends go on. The worker is named as ``"package.module:function"`` and
+called with JSON-able keyword arguments; it returns a JSON-able value, which comes back
+through a file (stdout stays free for the libraries' own chatter).
+
+The child gets ``TMPDIR`` and ``TORCHINDUCTOR_CACHE_DIR`` inside a folder the caller
+chooses, so compile caches can be kept and reused between runs, and a fixed CPU thread
+count, so timings are comparable.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+STDERR_TAIL_CHARS = 4000
+
+
+def cache_root() -> Path:
+    """Where compile caches and run scratch live: HUBTOOL_CACHE, else the user cache folder."""
+    env = os.environ.get("HUBTOOL_CACHE")
+    if env:
+        return Path(env)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "hubtool"
+
+
+@dataclass(frozen=True)
+class IsolatedResult:
+    """What one isolated run produced. ``result`` is the worker's return value when ok."""
+
+    status: str  # "ok" | "crashed" | "timeout"
+    result: Any
+    exit_code: int | None
+    stderr_tail: str | None
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def child_env(*, cache_dir: Path, threads: int | None, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a worker: private temp and Inductor cache folders, pinned threads."""
+    env = dict(os.environ)
+    tmp = cache_dir / "tmp"
+    tmp.mkdir(parents=True, exist_ok=True)
+    env["TMPDIR"] = str(tmp)
+    env["TORCHINDUCTOR_CACHE_DIR"] = str(cache_dir / "inductor")
+    env["TRITON_CACHE_DIR"] = str(cache_dir / "triton")
+    if threads:
+        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "HUBTOOL_THREADS"):
+            env[name] = str(threads)
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra or {})
+    return env
+
+
+def run_isolated(
+    target: str,
+    kwargs: dict[str, Any] | None = None,
+    *,
+    timeout: float,
+    cache_dir: Path,
+    threads: int | None = None,
+    env: dict[str, str] | None = None,
+    preload: tuple[str, ...] = (),
+    on_start: Callable[[int], None] | None = None,
+) -> IsolatedResult:
+    """Call ``target(**kwargs)`` in a new process; never raises for what the child does.
+
+    The child runs in its own process group, so engine subprocesses it starts are killed
+    with it on timeout, and any it leaves behind are cleaned up after it exits.
+    ``preload`` (e.g. ``("torch", "transformers")``) forks the child from a server process
+    that imported those modules once, instead of starting a new interpreter: each run is
+    still a separate process, without paying seconds of imports every time.
+    ``on_start`` receives the child's pid once it runs.
+    """
+    cache_dir = Path(cache_dir).resolve()
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=cache_dir))
+    request = run_dir / "request.json"
+    result_path = run_dir / "result.json"
+    request.write_text(json.dumps({"target": target, "kwargs": kwargs or {}, "result": str(result_path)}))
+    environ = child_env(cache_dir=cache_dir, threads=threads, extra=env)
+    start = time.perf_counter()
+    try:
+        child = _start(request, run_dir, environ, preload)
+        if on_start:
+            on_start(child.pid)
+        try:
+            code = child.wait(timeout)
+        except BaseException:  # Ctrl-C in the caller: take the child down too
+            _kill_group(child.pid)
+            child.wait(None)
+            raise
+        _kill_group(child.pid)
+        timed_out = code is None
+        if timed_out:
+            code = child.wait(None)
+        seconds = time.perf_counter() - start
+        tail = _tail(run_dir / "stderr.log")
+        if timed_out:
+            return IsolatedResult("timeout", None, code, tail, seconds)
+        if code == 0 and result_path.is_file():
+            try:
+                payload = json.loads(result_path.read_text())
+            except ValueError:
+                return IsolatedResult("crashed", None, code, tail or "unreadable result file", seconds)
+            return IsolatedResult("ok", payload["result"], code, tail, seconds)
+        return IsolatedResult("crashed", None, code, tail, seconds)
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+class _Popen:
+    """A fresh interpreter running ``python -m hubtool.isolate REQUEST``."""
+
+    def __init__(self, request: Path, run_dir: Path, environ: dict[str, str]) -> None:
+        with open(run_dir / "stdout.log", "wb") as out, open(run_dir / "stderr.log", "wb") as err:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "hubtool.isolate", str(request)],
+                stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=environ, start_new_session=True,
+            )
+        self.pid = self.proc.pid
+
+    def wait(self, timeout: float | None) -> int | None:
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+
+class _Forked:
+    """A child forked from a multiprocessing forkserver that preloaded heavy modules."""
+
+    def __init__(self, request: Path, run_dir: Path, environ: dict[str, str], preload: tuple[str, ...]) -> None:
+        context = _forkserver(preload)
+        self.proc = context.Process(
+            target=_forked_main, args=(str(request), str(run_dir), environ), name="hubtool-isolated"
+        )
+        self.proc.start()
+        self.pid = self.proc.pid
+
+    def wait(self, timeout: float | None) -> int | None:
+        self.proc.join(timeout)
+        return self.proc.exitcode
+
+
+def _start(request: Path, run_dir: Path, environ: dict[str, str], preload: tuple[str, ...]):
+    return _Forked(request, run_dir, environ, preload) if preload else _Popen(request, run_dir, environ)
+
+
+_FORKSERVERS: dict[tuple[str, ...], Any] = {}
+
+
+def _forkserver(preload: tuple[str, ...]):
+    """One forkserver per process; its preload list is fixed when it starts."""
+    import multiprocessing
+
+    if not _FORKSERVERS:
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["hubtool.isolate", *preload])
+        _FORKSERVERS[preload] = context
+    return next(iter(_FORKSERVERS.values()))
+
+
+def _forked_main(request: str, run_dir: str, environ: dict[str, str]) -> None:
+    """Child side of a forked run: own session, own stdout/stderr files, the run's environment."""
+    os.setsid()
+    for fd, name in ((1, "stdout.log"), (2, "stderr.log")):
+        handle = os.open(os.path.join(run_dir, name), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.dup2(handle, fd)
+        os.close(handle)
+    os.environ.clear()
+    os.environ.update(environ)
+    tempfile.tempdir = None  # re-read TMPDIR
+    code = 1
+    try:
+        code = main(request)
+    except BaseException:  # noqa: BLE001 - reported through stderr and the exit code
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        # What a normal interpreter exit does (pools and semaphores are released), then leave
+        # without unwinding into the forkserver's own code.
+        import atexit
+        from multiprocessing import util
+
+        atexit._run_exitfuncs()
+        util._exit_function()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def _kill_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _tail(path: Path, chars: int = STDERR_TAIL_CHARS) -> str | None:
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    text = data[-chars:].decode("utf-8", errors="replace").strip()
+    return text or None
+
+
+def _apply_threads() -> None:
+    threads = os.environ.get("HUBTOOL_THREADS")
+    if threads:
+        import torch
+
+        torch.set_num_threads(int(threads))
+
+
+def main(request_path: str) -> int:
+    """Child side: import the worker, call it, write its return value atomically."""
+    request = json.loads(Path(request_path).read_text())
+    _apply_threads()
+    module_name, func_name = request["target"].split(":")
+    func = getattr(importlib.import_module(module_name), func_name)
+    result = func(**request["kwargs"])
+    out = Path(request["result"])
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(json.dumps({"result": result}))
+    os.replace(tmp, out)
+    return 0
+
+
+if __name__ == "__main__":  # the guard vLLM's engine processes need when they re-import __main__
+    sys.exit(main(sys.argv[1]))

@@ -1,0 +1,33 @@
+"""Worker functions the isolation tests run in child processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+
+def add(*, a: int, b: int) -> dict:
+    return {"sum": a + b, "pid": os.getpid(), "tmpdir": os.environ.get("TMPDIR"),
+            "inductor": os.environ.get("TORCHINDUCTOR_CACHE_DIR"), "omp": os.environ.get("OMP_NUM_THREADS")}
+
+
+def torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
+def kill_self() -> None:
+    print("about to die", flush=True)
+    import sys
+    print("dying loudly", file=sys.stderr, flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def hang(*, seconds: float) -> None:
+    time.sleep(seconds)
+
+
+def fail() -> None:
+    raise ValueError("worker refused: bad input 42")

@@ -1,0 +1,70 @@
+"""hubtool.isolate: a worker's crash, hang or exception is recorded, never raised."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from hubtool.isolate import run_isolated
+
+
+def test_ok_result_env_and_threads(tmp_path):
+    res = run_isolated("tests.isolate_workers:add", {"a": 2, "b": 40}, timeout=60, cache_dir=tmp_path, threads=1)
+    assert res.status == "ok", res.stderr_tail
+    assert res.exit_code == 0
+    assert res.result["sum"] == 42
+    assert res.result["pid"] != os.getpid()
+    assert res.result["tmpdir"] == str(tmp_path.resolve() / "tmp")
+    assert res.result["inductor"] == str(tmp_path.resolve() / "inductor")
+    assert res.result["omp"] == "1"
+    assert res.seconds > 0
+    # the per-run scratch folder is removed; the cache folders stay for the next run
+    assert not list(tmp_path.glob("run-*"))
+
+
+def test_torch_threads_are_fixed(tmp_path):
+    res = run_isolated("tests.isolate_workers:torch_threads", timeout=120, cache_dir=tmp_path, threads=1)
+    assert (res.status, res.result) == ("ok", 1)
+
+
+def test_killed_child_is_crashed_with_stderr(tmp_path):
+    res = run_isolated("tests.isolate_workers:kill_self", timeout=60, cache_dir=tmp_path)
+    assert res.status == "crashed"
+    assert res.exit_code == -9
+    assert "dying loudly" in res.stderr_tail
+    assert res.result is None
+
+
+def test_exception_is_crashed_with_traceback_tail(tmp_path):
+    res = run_isolated("tests.isolate_workers:fail", timeout=60, cache_dir=tmp_path)
+    assert res.status == "crashed"
+    assert res.exit_code == 1
+    assert "ValueError: worker refused: bad input 42" in res.stderr_tail
+
+
+def test_hang_times_out_and_is_killed(tmp_path):
+    start = time.perf_counter()
+    res = run_isolated("tests.isolate_workers:hang", {"seconds": 120}, timeout=3, cache_dir=tmp_path)
+    assert res.status == "timeout"
+    assert res.exit_code == -9
+    assert 3 <= res.seconds < 30
+    assert time.perf_counter() - start < 30
+
+
+def test_forked_from_preloaded_server(tmp_path):
+    """With preload, runs are forked: a separate process per run, the same outcomes."""
+    pids = []
+    ok = run_isolated("tests.isolate_workers:add", {"a": 1, "b": 2}, timeout=60, cache_dir=tmp_path,
+                      threads=1, preload=("json",), on_start=pids.append)
+    assert ok.status == "ok", ok.stderr_tail
+    assert ok.result["sum"] == 3 and ok.result["pid"] == pids[0] != os.getpid()
+    assert ok.result["tmpdir"] == str(tmp_path.resolve() / "tmp") and ok.result["omp"] == "1"
+    killed = run_isolated("tests.isolate_workers:kill_self", timeout=60, cache_dir=tmp_path, preload=("json",))
+    assert (killed.status, killed.exit_code) == ("crashed", -9)
+    assert "dying loudly" in killed.stderr_tail
+    failed = run_isolated("tests.isolate_workers:fail", timeout=60, cache_dir=tmp_path, preload=("json",))
+    assert (failed.status, failed.exit_code) == ("crashed", 1)
+    assert "ValueError: worker refused: bad input 42" in failed.stderr_tail
+    hung = run_isolated("tests.isolate_workers:hang", {"seconds": 120}, timeout=2, cache_dir=tmp_path,
+                        preload=("json",))
+    assert (hung.status, hung.exit_code) == ("timeout", -9)
