@@ -275,6 +275,8 @@ def card_command(spec: ModelSpec, *, root: Path, template: Path | None = None, c
     current = card_is_current(folder, card)
     if check:
         return CardResult(spec.name, folder / CARD_FILE, "current" if current else "stale")
-    if not current:
+    if current:
+        os.utime(folder / CARD_FILE)  # re-checked now: newer than the measurements it was rendered from
+    else:
         write_card(folder, card)
     return CardResult(spec.name, folder / CARD_FILE, "unchanged" if current else "written")
