@@ -162,18 +162,18 @@ def _start(request: Path, run_dir: Path, environ: dict[str, str], preload: tuple
     return _Forked(request, run_dir, environ, preload) if preload else _Popen(request, run_dir, environ)
 
 
-_FORKSERVERS: dict[tuple[str, ...], Any] = {}
+_FORKSERVER: list[Any] = []  # the one multiprocessing context, once made
 
 
 def _forkserver(preload: tuple[str, ...]):
-    """One forkserver per process; its preload list is fixed when it starts."""
+    """One forkserver per process: the first caller's preload list is the one it keeps."""
     import multiprocessing
 
-    if not _FORKSERVERS:
+    if not _FORKSERVER:
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(["hubtool.isolate", *preload])
-        _FORKSERVERS[preload] = context
-    return next(iter(_FORKSERVERS.values()))
+        _FORKSERVER.append(context)
+    return _FORKSERVER[0]
 
 
 def _forked_main(request: str, run_dir: str, environ: dict[str, str]) -> None:

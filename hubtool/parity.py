@@ -102,11 +102,10 @@ def _state_digests(model) -> dict[str, str]:
     return out
 
 
-def _gap(logits, eos: int | None = None) -> float:
-    """top-1 minus top-2 of one logit row (EOS excluded where generation blocks it)."""
+def _gap(logits, eos: int) -> float:
+    """top-1 minus top-2 of one greedy step's logits (EOS excluded: the greedy loop blocks it)."""
     row = logits.clone()
-    if eos is not None:
-        row[eos] = -math.inf
+    row[eos] = -math.inf
     top = row.topk(2).values
     return float(top[0] - top[1])
 

@@ -122,3 +122,15 @@ def test_gpt2_25m_cli_every_backend(gpt2_25m, built_root, verify_cache, tmp_path
     assert m["generated_logprob_compared"] == 24 and m["generated_logprob_max_abs_diff"] < 1e-4
     assert m["top1_agreement"] == 1.0 and m["greedy_flips"] == 0
     assert "gpt2-25m: vllm     passed" in result.output
+
+
+@needs_vllm
+def test_gpt2_100m_vllm_is_unsupported_with_its_reason(built_root, verify_cache, tmp_path):
+    from tests.verify_fixtures import build
+
+    folder = build("gpt2-100m", built_root)
+    report = verify_target(str(folder), backends="vllm", cache_dir=verify_cache, out_json=tmp_path / "r.json")
+    cell = report["backends"]["vllm"]
+    assert cell["status"] == "unsupported"
+    assert cell["reason"].startswith("Unsupported CPU attention configuration: head_dim=384")
+    assert report["weights"]["status"] == "passed" and report["status"] == "passed"

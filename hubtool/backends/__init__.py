@@ -17,9 +17,15 @@ and its ``info`` proves it: ``compiler_backend``, ``graphs`` (graphs Inductor co
 ``graph_breaks``, ``recompiles``, ``compile_seconds``, ``fxgraph_cache_hits/misses``,
 ``failed_frames`` (frames Dynamo gave up on and ran eagerly).
 
-``vllm``: ``available()`` (an import check without importing), ``unsupported_reason(folder)``
-and ``load(folder, *, max_model_len, dtype="float32", seed=0) -> vllm.LLM``. A
-configuration vLLM refuses raises ``BackendUnsupported`` carrying vLLM's own message.
+``compile.load`` also takes ``mode`` and ``dynamic`` (torch.compile's), and
+``compile.proof_problems(info)`` lists why a run does not count as compiled.
+
+``vllm``: ``available()`` (an import check without importing), ``load(folder, *,
+max_model_len=512, dtype="float32", seed=0, **LLM_overrides) -> vllm.LLM`` (engine in
+process, prefix caching off, a small KV cache), and ``unsupported_errors()``, a context
+manager for calls such as ``llm.generate``. A configuration vLLM refuses (e.g. CPU
+attention with head_dim 1 or 384, which fails at the first forward, not at load) raises
+``BackendUnsupported`` carrying vLLM's own message.
 """
 
 from __future__ import annotations
