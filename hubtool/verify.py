@@ -170,11 +170,18 @@ def verify_target(
         "card_audit": audit,
         "status": "failed" if audit["status"] == "failed" else status,
     }
-    path = Path(out_json) if out_json else resolved.folder / REPORT_FILE
+    path = Path(out_json) if out_json else default_report_path(resolved, out=out)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_json(path, report)
     report["report_path"] = str(path)
     return report
+
+
+def default_report_path(resolved: Target, *, out: Path | str | None = None) -> Path:
+    """Beside the weights, except for pulled repos: never write into the huggingface_hub cache."""
+    if resolved.repo_id:
+        return artifacts_root(out) / "pulled" / resolved.repo_id.replace("/", "--") / REPORT_FILE
+    return resolved.folder / REPORT_FILE
 
 
 def overall_status(weights_status: str, cells: dict[str, dict[str, Any]]) -> str:
