@@ -149,15 +149,24 @@ def _remove_stale_temps(root: Path, name: str) -> None:
             continue
 
 
+def check_output_root(root: Path) -> None:
+    """Fail early, creating nothing, when ``root`` cannot become a writable folder."""
+    existing = root
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise BuildError(f"cannot write to {display_path(root)}: {display_path(existing)} is not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise BuildError(f"cannot write to {display_path(root)}: permission denied on {display_path(existing)}")
+
+
 def _prepare_root(root: Path) -> bool:
     """Make sure the artifacts root is a writable folder. Returns True if it was created."""
-    if root.exists() and not root.is_dir():
-        raise BuildError(f"cannot write to {display_path(root)}: it is not a folder")
+    check_output_root(root)
     created = not root.exists()
     try:
         root.mkdir(parents=True, exist_ok=True)
-        probe = tempfile.NamedTemporaryFile(dir=root, prefix=".hubtool-probe-")
-        probe.close()
+        tempfile.NamedTemporaryFile(dir=root, prefix=".hubtool-probe-").close()
     except OSError as exc:
         raise BuildError(f"cannot write to {display_path(root)}: {exc.strerror or exc}") from None
     return created
@@ -168,7 +177,7 @@ def needs_build(spec: ModelSpec, *, root: Path, force: bool = False) -> bool:
     return force or not (target.is_dir() and is_up_to_date(spec, target))
 
 
-def _apply_umask(folder: Path) -> None:
+def apply_umask(folder: Path) -> None:
     """mkdtemp makes 0700 folders and some writers 0600 files; give them the usual modes."""
     umask = os.umask(0)
     os.umask(umask)
@@ -190,7 +199,7 @@ def build_model(spec: ModelSpec, *, root: Path, force: bool = False) -> BuildRes
     try:
         _write_model(spec, tmp)
         write_json(tmp / PROVENANCE_FILE, _provenance(spec, tmp))
-        _apply_umask(tmp)
+        apply_umask(tmp)
         existed = target.exists()
         if existed:
             old = Path(tempfile.mkdtemp(prefix=f".{spec.name}.tmp-{os.getpid()}-old-", dir=root))

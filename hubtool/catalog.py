@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from hubtool.errors import UsageError, display_path
+from hubtool.build import WEIGHTS_FILE
+from hubtool.errors import ArtifactError, UsageError, display_path
 from hubtool.family import FAMILY_FILE, Family, load_family
 from hubtool.spec import NAME_RE, ModelSpec, load_spec
 
@@ -38,6 +39,20 @@ def artifacts_root(out: Path | str | None = None) -> Path:
 
 def model_dir(name: str, out: Path | str | None = None) -> Path:
     return artifacts_root(out) / name
+
+
+def built_folder(target: str, out: Path | str | None = None) -> Path:
+    """A NAME argument -> a built model folder: a folder path as given, else OUT/NAME for a spec."""
+    path = Path(target)
+    if path.is_dir() or os.sep in target:
+        if not (path / WEIGHTS_FILE).is_file():
+            raise ArtifactError(f"{display_path(path)}: not a built model folder (no {WEIGHTS_FILE})")
+        return path
+    spec = resolve_spec(target)
+    folder = model_dir(spec.name, out)
+    if not (folder / WEIGHTS_FILE).is_file():
+        raise ArtifactError(f"{spec.name} is not built in {display_path(folder)}; run hubtool build {target}{f' --out {out}' if out else ''} first")
+    return folder
 
 
 def spec_names(folder: Path | None = None) -> list[str]:

@@ -46,6 +46,18 @@ class ArtifactError(HubtoolError):
     """A model folder is missing or incomplete (run ``hubtool build`` first)."""
 
 
+class CardError(HubtoolError):
+    """A model card cannot be rendered (missing value, bad template, unbuilt model)."""
+
+
+class CorpusError(HubtoolError):
+    """Training text is missing, empty, binary or too short. Names the file or source."""
+
+
+class TrainError(HubtoolError):
+    """A training run cannot start or resume (no checkpoint, options differ from it, ...)."""
+
+
 class HubError(HubtoolError):
     """Talking to a hub failed: auth, missing repo, unreachable endpoint."""
 

@@ -14,7 +14,7 @@ import tempfile
 from functools import lru_cache
 from pathlib import Path
 
-from hubtool.errors import TokenizerError
+from hubtool.errors import HubError, TokenizerError
 
 BUNDLED = "gpt2"
 BUNDLED_SHA256 = {
@@ -99,14 +99,13 @@ def _from_folder(folder: Path, dest: Path, *, vocab_size: int) -> None:
 
 
 def _from_hub(repo_id: str, dest: Path, *, vocab_size: int) -> None:
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+    from hubtool.hub.pull import pull_repo
 
     try:
-        folder = snapshot_download(repo_id, allow_patterns=[*TOKENIZER_FILES, *_OPTIONAL_FILES])
-    except (HfHubHTTPError, LocalEntryNotFoundError, OSError, ValueError) as exc:
-        raise TokenizerError(f"cannot fetch the tokenizer of {repo_id}: {str(exc).splitlines()[0]}") from None
-    _from_folder(Path(folder), dest, vocab_size=vocab_size)
+        folder = pull_repo(repo_id, allow_patterns=[*TOKENIZER_FILES, *_OPTIONAL_FILES])
+    except HubError as exc:
+        raise TokenizerError(f"cannot fetch the tokenizer of {repo_id}: {exc}") from None
+    _from_folder(folder, dest, vocab_size=vocab_size)
 
 
 def write_tokenizer(source: str, dest: Path, *, base_dir: Path, vocab_size: int) -> None:

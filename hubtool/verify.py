@@ -8,6 +8,8 @@ float64 run that judges the size of every error; then sdpa, compile and vLLM mea
 themselves against it (``hubtool.parity``). A crash or hang of one backend is recorded
 and the others go on. Every tolerance used to judge is written into the report, which
 is saved atomically as ``verification.json`` beside the weights (or where asked).
+Last, the folder's README.md is audited against the files and these results
+(``hubtool.audit``); a contradiction fails verification like a failed backend.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
+from hubtool.audit import audit_card
 from hubtool.backends import BACKENDS, TORCH_BACKENDS
 from hubtool.build import read_provenance, write_json
 from hubtool.catalog import artifacts_root, is_spec_path, resolve_spec, spec_names
@@ -151,6 +154,8 @@ def verify_target(
 
         fingerprint = take_fingerprint()
     weights_status = "failed" if any(c.status == "failed" for c in checks) else "passed"
+    audit = audit_card(resolved.folder, backends=cells)
+    status = overall_status(weights_status, cells)
     report = {
         "schema": SCHEMA,
         "target": target,
@@ -162,13 +167,21 @@ def verify_target(
         "tolerances": tol,
         "weights": {"status": weights_status, "checks": [c.to_dict() for c in checks]},
         "backends": cells,
-        "status": overall_status(weights_status, cells),
+        "card_audit": audit,
+        "status": "failed" if audit["status"] == "failed" else status,
     }
-    path = Path(out_json) if out_json else resolved.folder / REPORT_FILE
+    path = Path(out_json) if out_json else default_report_path(resolved, out=out)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_json(path, report)
     report["report_path"] = str(path)
     return report
+
+
+def default_report_path(resolved: Target, *, out: Path | str | None = None) -> Path:
+    """Beside the weights, except for pulled repos: never write into the huggingface_hub cache."""
+    if resolved.repo_id:
+        return artifacts_root(out) / "pulled" / resolved.repo_id.replace("/", "--") / REPORT_FILE
+    return resolved.folder / REPORT_FILE
 
 
 def overall_status(weights_status: str, cells: dict[str, dict[str, Any]]) -> str:

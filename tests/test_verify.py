@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow
 HAS_VLLM = vllm_backend.available()
 needs_vllm = pytest.mark.skipif(not HAS_VLLM, reason="vLLM is not installed (make vllm installs its CPU build)")
 REPORT_KEYS = {"schema", "target", "model_dir", "repo_id", "revision", "created", "fingerprint", "tolerances",
-               "weights", "backends", "status"}
+               "weights", "backends", "card_audit", "status"}
 CELL_KEYS = {"status", "reason", "metrics", "seconds", "exit_code", "stderr_tail"}
 
 

@@ -36,3 +36,12 @@ def test_revision_is_honoured_and_missing_repo_is_a_hub_error(models, hub, tmp_p
     assert (report["repo_id"], report["revision"], report["status"]) == ("org/tiny", "dev", "passed")
     with pytest.raises(HubError, match="org/absent"):
         verify_target("org/absent", backends="eager", endpoint=hub.url, cache_dir=tmp_path / "cache")
+
+
+def test_pulled_repo_report_goes_under_the_artifacts_root_not_the_cache(models, hub, tmp_path, hf_home):
+    push_model(models / "tiny-gpt2", repo_id="org/tiny", endpoint=hub.url)
+    report = verify_target("org/tiny", backends="eager", endpoint=hub.url, out=tmp_path / "art",
+                           cache_dir=tmp_path / "cache")
+    assert report["report_path"] == str(tmp_path / "art" / "pulled" / "org--tiny" / "verification.json")
+    assert json.loads((tmp_path / "art" / "pulled" / "org--tiny" / "verification.json").read_text())["status"] == "passed"
+    assert not list(hf_home.rglob("verification.json"))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from hubtool.build import build_model, needs_build
+from hubtool.build import build_model, check_output_root, needs_build
 from hubtool.catalog import artifacts_root, resolve_targets
 from hubtool.cli.options import all_option, names_argument, out_option
 from hubtool.errors import display_path
@@ -32,6 +32,7 @@ def build_cmd(names: tuple[str, ...], all_: bool, out: Path | None, force: bool)
     """
     specs = resolve_targets(names, all_=all_)
     root = artifacts_root(out)
+    check_output_root(root)
     for spec in specs:
         if needs_build(spec, root=root, force=force):
             click.echo(f"{spec.name}: building ({spec.parameters:,} parameters)...", err=True)

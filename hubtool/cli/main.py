@@ -19,9 +19,11 @@ from hubtool.errors import HubtoolError
 COMMANDS: dict[str, str] = {
     "list": "list_:list_cmd",
     "build": "build:build_cmd",
-    "verify": "verify:verify_cmd",
+    "card": "card:card_cmd",
     "push": "push:push_cmd",
     "hub": "hub:hub_group",
+    "train": "train:train_cmd",
+    "verify": "verify:verify_cmd",
     "bench": "bench:bench_cmd",
     "report": "report:report_cmd",
 }

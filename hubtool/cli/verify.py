@@ -7,11 +7,19 @@ from typing import Any
 
 import click
 
+from hubtool.audit import contradiction_lines
 from hubtool.backends import BACKENDS
 from hubtool.catalog import spec_names
 from hubtool.cli.options import all_option, format_table, out_option
 from hubtool.errors import UsageError, display_path
 from hubtool.verify import DEFAULT_NEW_TOKENS, verify_target
+
+_AUDIT_WORDS = {
+    "passed": "audit passed: {checked} claims checked, none contradicted",
+    "failed": "audit failed: {contradictions} of {checked} checked claims contradict the files",
+    "no-claims": "audit: README.md makes no claim that can be checked",
+    "no-card": "audit: no README.md to audit",
+}
 
 COLUMNS = [
     ("target", "target"),
@@ -67,8 +75,11 @@ def verify_cmd(targets: tuple[str, ...], all_: bool, backends: str, new_tokens: 
     repo id ORG/NAME[@REV]. Weights must be bit-identical to the build and
     tied as declared; eager float32 is the output reference, judged against
     float64; sdpa, torch.compile (Inductor) and vLLM each run in their own
-    process and are compared with it. Exit 1 when any check fails or a
-    backend crashes; unsupported or unavailable backends do not fail.
+    process and are compared with it. The folder's README.md is then audited:
+    each claim it makes (parameters, shape, size, precision, backend support,
+    trained or not) is checked against the files and these results. Exit 1
+    when any check fails, a backend crashes or the card contradicts the files;
+    unsupported or unavailable backends do not fail.
 
     \b
     Examples:
@@ -100,6 +111,10 @@ def verify_cmd(targets: tuple[str, ...], all_: bool, backends: str, new_tokens: 
             for check in weights["checks"]:
                 if check["status"] == "failed":
                     click.echo(f"{target}: weights: {check['name']}: {check['detail']}", err=True)
+        audit = report["card_audit"]
+        for line in contradiction_lines(audit):
+            click.echo(f"{target}: card: {line}", err=True)
+        click.echo(f"{target}: card {_AUDIT_WORDS[audit['status']].format(**audit)}", err=True)
         rows.extend(summary_row(target, b, c) for b, c in report["backends"].items())
         failed |= report["status"] != "passed"
         click.echo(f"{target}: weights {weights['status']}, overall {report['status']} "

@@ -30,7 +30,9 @@ def is_repo_id(target: str) -> bool:
     return bool(REPO_REF_RE.match(target)) and not is_spec_path(target) and not Path(target).exists()
 
 
-def pull_repo(repo: str, *, endpoint: str | None = None, token: str | None = None) -> Path:
+def pull_repo(
+    repo: str, *, endpoint: str | None = None, token: str | None = None, allow_patterns: list[str] | None = None
+) -> Path:
     """Download ``ORG/NAME[@REVISION]`` with snapshot_download and return its local folder.
 
     Honours ``endpoint``, else HF_ENDPOINT; with HF_HUB_OFFLINE set it only looks in the
@@ -45,7 +47,8 @@ def pull_repo(repo: str, *, endpoint: str | None = None, token: str | None = Non
     offline = is_offline()
     try:
         folder = snapshot_download(
-            repo_id, revision=revision, endpoint=url, token=token, local_files_only=offline
+            repo_id, revision=revision, endpoint=url, token=token, local_files_only=offline,
+            allow_patterns=allow_patterns,
         )
     except hub_exceptions() as exc:
         raise describe_error(

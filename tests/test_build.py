@@ -1,0 +1,130 @@
+"""Built folders: exact sizes, determinism across processes, offline reload, tokenizer ids."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from hubtool.build import PROVENANCE_FILE, build_model, read_provenance, safetensors_digests
+from hubtool.catalog import resolve_spec
+from hubtool.errors import TokenizerError
+from hubtool.spec import load_spec
+from hubtool.tokenizer import BUNDLED_SHA256, bundled_files, sha256_file
+from tests.conftest import ALL_NAMES, CONFIGS, REFERENCE, run_hubtool
+
+EXPECTED_FILES = {
+    "config.json", "generation_config.json", "model.safetensors", "tokenizer.json",
+    "tokenizer_config.json", "vocab.json", "merges.txt", PROVENANCE_FILE,
+}
+
+
+@pytest.mark.parametrize("name", ALL_NAMES)
+def test_built_folder_matches_spec_and_reference(family_dir: Path, name: str) -> None:
+    folder = family_dir / name
+    spec = resolve_spec(name, CONFIGS)
+    assert {p.name for p in folder.iterdir()} == EXPECTED_FILES
+    assert (folder / "model.safetensors").stat().st_size == spec.weight_bytes == REFERENCE[name][5]
+    prov = read_provenance(folder)
+    assert prov["parameters"] == spec.parameters == REFERENCE[name][4]
+    assert prov["spec"]["sha256"] == spec.spec_hash and prov["seed"] == 0
+    assert prov["libraries"]["torch"] and prov["libraries"]["transformers"]
+    assert "version" in prov["hubtool"] and "git_commit" in prov["hubtool"]
+    for fname, meta in prov["files"].items():
+        assert sha256_file(folder / fname) == meta["sha256"]
+        assert (folder / fname).stat().st_size == meta["size"]
+    assert set(prov["files"]) == EXPECTED_FILES - {PROVENANCE_FILE}
+    config = json.loads((folder / "config.json").read_text())
+    for key, value in spec.config.items():
+        assert config[key] == value, key
+
+
+@pytest.mark.parametrize("name", ALL_NAMES)
+def test_transformers_reload_is_bit_identical(family_dir: Path, name: str) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    folder = family_dir / name
+    model = AutoModelForCausalLM.from_pretrained(folder)
+    assert model.num_parameters() == REFERENCE[name][4]
+    assert model.lm_head.weight.data_ptr() == model.transformer.wte.weight.data_ptr()
+    import hashlib
+
+    recorded = read_provenance(folder)["tensors"]
+    state = model.state_dict()
+    for tensor_name, meta in recorded.items():
+        tensor = state[tensor_name]
+        assert tensor.dtype == torch.float32
+        digest = hashlib.sha256(tensor.detach().contiguous().numpy().tobytes()).hexdigest()
+        assert digest == meta["sha256"], tensor_name
+    assert set(recorded) == set(state) - {"lm_head.weight"}
+
+
+@pytest.mark.parametrize("name", ALL_NAMES)
+def test_tokenizer_loads_offline_and_encodes_gpt2(family_dir: Path, name: str) -> None:
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(family_dir / name)
+    assert tok("Hello world")["input_ids"] == [15496, 995]
+    assert len(tok) == 50257 and tok.eos_token == "<|endoftext|>"
+    assert tok.decode([15496, 995]) == "Hello world"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ALL_NAMES)
+def test_build_in_another_process_is_byte_identical(family_dir: Path, tmp_path: Path, name: str) -> None:
+    done = run_hubtool("build", name, "--out", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert f"{name}: built in" in done.stdout
+    assert sha256_file(tmp_path / name / "model.safetensors") == sha256_file(family_dir / name / "model.safetensors")
+    assert safetensors_digests(tmp_path / name / "model.safetensors") == read_provenance(family_dir / name)["tensors"]
+
+
+def test_rebuild_is_a_noop_unless_forced(tmp_path: Path) -> None:
+    spec = resolve_spec("tiny-gpt2", CONFIGS)
+    first = build_model(spec, root=tmp_path)
+    assert first.status == "built"
+    weights = tmp_path / "tiny-gpt2" / "model.safetensors"
+    mtime = weights.stat().st_mtime_ns
+    assert build_model(spec, root=tmp_path).status == "up-to-date"
+    assert weights.stat().st_mtime_ns == mtime
+    forced = build_model(spec, root=tmp_path, force=True)
+    assert forced.status == "rebuilt" and weights.stat().st_mtime_ns != mtime
+    # A damaged folder is not "up to date".
+    weights.write_bytes(b"")
+    assert build_model(spec, root=tmp_path).status == "rebuilt"
+    assert weights.stat().st_size == spec.weight_bytes
+    assert [p.name for p in tmp_path.iterdir()] == ["tiny-gpt2"]
+
+
+def test_tokenizer_from_a_local_folder(tiny_dir: Path, tmp_path: Path) -> None:
+    from transformers import AutoTokenizer
+
+    tok_src = tmp_path / "my-tokenizer"
+    shutil.copytree(tiny_dir, tok_src)
+    spec_file = tmp_path / "local-tok.yaml"
+    spec_file.write_text((CONFIGS / "tiny-gpt2.yaml").read_text().replace("tokenizer: gpt2", "tokenizer: ./my-tokenizer"))
+    result = build_model(load_spec(spec_file), root=tmp_path / "out")
+    assert AutoTokenizer.from_pretrained(result.path)("Hello world")["input_ids"] == [15496, 995]
+    assert (result.path / "vocab.json").read_bytes() == (tiny_dir / "vocab.json").read_bytes()
+
+
+def test_bad_tokenizer_source_leaves_nothing(tmp_path: Path) -> None:
+    spec_file = tmp_path / "bad-tok.yaml"
+    spec_file.write_text((CONFIGS / "tiny-gpt2.yaml").read_text().replace("tokenizer: gpt2", "tokenizer: ./missing"))
+    with pytest.raises(TokenizerError, match="tokenizer folder .*missing does not exist"):
+        build_model(load_spec(spec_file), root=tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_tokenizer_files_are_checked_by_sha256(tmp_path: Path) -> None:
+    real = bundled_files()
+    assert {name: sha256_file(p) for name, p in real.items()} == BUNDLED_SHA256
+    for name, path in real.items():
+        shutil.copyfile(path, tmp_path / name)
+    with open(tmp_path / "vocab.bpe", "a") as fh:
+        fh.write("x y\n")
+    with pytest.raises(TokenizerError, match=r"vocab\.bpe: sha256 .* does not match"):
+        bundled_files(tmp_path)

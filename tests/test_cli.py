@@ -1,0 +1,147 @@
+"""The command line: help without heavy imports, list, and every bad input as a one-line error."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from hubtool.cli.main import COMMANDS, cli
+from tests.conftest import ALL_NAMES, CONFIGS, REFERENCE, run_hubtool
+
+
+def test_help_imports_no_heavy_library() -> None:
+    commands = sorted(COMMANDS)
+    code = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "from hubtool.cli.main import cli\n"
+        f"for args in [['--help']] + [[c, '--help'] for c in {commands!r}]:\n"
+        "    r = CliRunner().invoke(cli, args)\n"
+        "    assert r.exit_code == 0, (args, r.output)\n"
+        "    assert 'Example' in r.output or args == ['--help'], args\n"
+        "heavy = sorted(m for m in ('torch', 'transformers', 'vllm', 'matplotlib', 'huggingface_hub') if m in sys.modules)\n"
+        "print(','.join(heavy))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == ""
+
+
+def test_list_table_and_json() -> None:
+    runner = CliRunner()
+    table = runner.invoke(cli, ["list"])
+    assert table.exit_code == 0
+    lines = table.output.splitlines()
+    assert lines[0].split() == ["name", "n_layer", "n_embd", "n_head", "head_dim", "n_inner", "parameters", "weight", "bytes"]
+    assert lines[1].split() == ["tiny-gpt2", "2", "2", "2", "1", "8", "102,714", "413,296"]
+    rows = json.loads(runner.invoke(cli, ["list", "--json"]).output)
+    assert [r["name"] for r in rows] == ALL_NAMES
+    for row in rows:
+        n_embd, n_layer, n_head, n_inner, params, nbytes = REFERENCE[row["name"]]
+        assert (row["n_embd"], row["n_layer"], row["n_head"], row["n_inner"]) == (n_embd, n_layer, n_head, n_inner)
+        assert (row["parameters"], row["weight_bytes"], row["head_dim"]) == (params, nbytes, n_embd // n_head)
+
+
+def _bad_spec(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "specs" / "bad.yaml"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(text)
+    return str(path)
+
+
+# (id, args builder, expected message fragment, exit code)
+BAD_INPUTS = [
+    ("yaml-syntax", lambda t: ["build", _bad_spec(t, "n_embd: [1\n")], "bad.yaml: invalid YAML at line 2", 2),
+    ("not-mapping", lambda t: ["build", _bad_spec(t, "[1, 2]\n")], "bad.yaml: expected a mapping of keys to values, got a list", 2),
+    ("unknown-key", lambda t: ["build", _bad_spec(t, "n_embd: 4\nn_layer: 1\nn_head: 2\nnlayer: 2\n")], "bad.yaml: unknown key 'nlayer' (did you mean 'n_layer'?)", 2),
+    ("wrong-type", lambda t: ["build", _bad_spec(t, "n_embd: 4.5\nn_layer: 1\nn_head: 2\n")], "bad.yaml: n_embd must be an integer, got 4.5 (float)", 2),
+    ("non-positive", lambda t: ["build", _bad_spec(t, "n_embd: 4\nn_layer: 1\nn_head: 2\nvocab_size: 0\n")], "bad.yaml: vocab_size must be positive, got 0", 2),
+    ("not-divisible", lambda t: ["build", _bad_spec(t, "n_embd: 10\nn_layer: 1\nn_head: 3\n")], "bad.yaml: n_embd (10) is not divisible by n_head (3)", 2),
+    ("escaping-name", lambda t: ["build", "../x"], "'../x' is not a model name", 2),
+    ("unknown-name", lambda t: ["build", "gpt2-7b"], "unknown model 'gpt2-7b'; valid names: gpt2-100m, gpt2-25m, gpt2-50m, tiny-gpt2", 2),
+    ("no-names", lambda t: ["build"], "give at least one model name, or --all", 2),
+    ("unwritable-out", lambda t: ["build", "tiny-gpt2", "--out", str(t / "a-file" / "artifacts")], "cannot write to", 1),
+]
+
+
+def _prepare(tmp_path: Path) -> Path:
+    (tmp_path / "a-file").write_text("not a folder")
+    return tmp_path / "out"
+
+
+@pytest.mark.parametrize(("case", "make_args", "message", "code"), BAD_INPUTS, ids=[b[0] for b in BAD_INPUTS])
+def test_bad_input_through_clirunner(tmp_path: Path, case, make_args, message: str, code: int) -> None:
+    out = _prepare(tmp_path)
+    args = make_args(tmp_path)
+    if "--out" not in args:
+        args += ["--out", str(out)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == code, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
+    assert not out.exists()
+    assert {p.name for p in tmp_path.iterdir()} <= {"a-file", "specs"}
+
+
+@pytest.mark.parametrize(
+    ("case", "make_args", "message", "code"),
+    [b for b in BAD_INPUTS if b[0] in ("yaml-syntax", "unknown-key", "escaping-name", "unknown-name", "unwritable-out")],
+    ids=["yaml-syntax", "unknown-key", "escaping-name", "unknown-name", "unwritable-out"],
+)
+def test_bad_input_through_a_real_process(tmp_path: Path, case, make_args, message: str, code: int) -> None:
+    out = _prepare(tmp_path)
+    args = make_args(tmp_path)
+    if "--out" not in args:
+        args += ["--out", str(out)]
+    done = run_hubtool(*args)
+    assert done.returncode == code
+    assert done.stdout == ""
+    assert done.stderr.strip() == f"Error: {done.stderr.strip()[7:]}" and message in done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_build_cli_messages(tmp_path: Path) -> None:
+    runner = CliRunner()
+    first = runner.invoke(cli, ["build", "tiny-gpt2", "--out", str(tmp_path)])
+    assert first.exit_code == 0 and "tiny-gpt2: built in" in first.output
+    again = runner.invoke(cli, ["build", str(CONFIGS / "tiny-gpt2.yaml")], env={"HUBTOOL_ARTIFACTS": str(tmp_path)})
+    assert again.exit_code == 0 and "tiny-gpt2: up to date, nothing to do" in again.output
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_interrupted_build_leaves_no_partial_folder(tmp_path: Path, sig: int) -> None:
+    env = {**os.environ, "HUBTOOL_CONFIGS": str(CONFIGS)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hubtool", "build", "gpt2-100m", "--out", str(tmp_path)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob(".gpt2-100m.tmp-*")):
+        assert proc.poll() is None and time.monotonic() < deadline, "build never started"
+        time.sleep(0.02)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Interrupted." in err and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_stale_temp_of_a_killed_build_is_cleaned(tmp_path: Path) -> None:
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / f".tiny-gpt2.tmp-{dead.pid}-abc123"
+    stale.mkdir()
+    (stale / "model.safetensors").write_bytes(b"partial")
+    result = CliRunner().invoke(cli, ["build", "tiny-gpt2", "--out", str(tmp_path)])
+    assert result.exit_code == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny-gpt2"]
