@@ -32,11 +32,10 @@ $(VLLM_STAMP): $(STAMP)
 test: $(VLLM_STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# The whole job on the bundled specs: build, verify, bench, cards, report, push to a local
+# staging hub and verify back from it. vLLM is used when installed (make vllm; make test does).
 demo: $(STAMP)
-	$(BIN)/hubtool list
-	$(BIN)/hubtool build --all
-	$(BIN)/hubtool bench --all --quick
-	$(BIN)/hubtool report
+	PYTHONUNBUFFERED=1 $(BIN)/python scripts/demo.py
 
 lint: $(STAMP)
 	$(BIN)/python -m compileall -q hubtool tests
