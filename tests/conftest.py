@@ -30,7 +30,8 @@ def _offline_and_isolated(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pyt
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
     monkeypatch.delenv("HUBTOOL_ARTIFACTS", raising=False)
-    monkeypatch.setenv("HUBTOOL_CONFIGS", str(CONFIGS))
+    if "HUBTOOL_CONFIGS" not in os.environ:  # a module fixture may point at its own specs
+        monkeypatch.setenv("HUBTOOL_CONFIGS", str(CONFIGS))
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 
 import pytest
 from click.testing import CliRunner
@@ -10,7 +12,7 @@ from click.testing import CliRunner
 from hubtool.backends import vllm as vllm_backend
 from hubtool.cli.main import cli
 from hubtool.verify import SCHEMA, verify_target
-from tests.verify_fixtures import built_root, gpt2_25m, kill_after, tiny_model, verify_cache  # noqa: F401
+from tests.verify_fixtures import built_root, gpt2_25m, tiny_model, verify_cache  # noqa: F401
 
 pytestmark = pytest.mark.slow
 HAS_VLLM = vllm_backend.available()
@@ -78,7 +80,8 @@ def test_tiny_gpt2_every_backend(tiny_model, verify_cache):
 def test_killed_backend_is_crashed_while_others_complete(tiny_model, verify_cache, tmp_path):
     def progress(event, backend, data):
         if event == "start" and backend == "sdpa":
-            kill_after(data["pid"], delay=1.0)
+            # At once, while the worker is still loading: a delay races its ~0.3 s run.
+            os.kill(data["pid"], signal.SIGKILL)
 
     report = verify_target(str(tiny_model), backends="eager,sdpa,compile", cache_dir=verify_cache,
                            out_json=tmp_path / "r.json", progress=progress)

@@ -5,9 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -43,21 +40,6 @@ def tensor_offsets(path: Path, name: str) -> tuple[int, int]:
     base = 8 + int.from_bytes(raw[:8], "little")
     start, end = header[name]["data_offsets"]
     return base + start, base + end
-
-
-def kill_after(pid: int, *, delay: float) -> threading.Thread:
-    """SIGKILL ``pid`` after ``delay`` seconds, from a thread (the caller goes on waiting for it)."""
-
-    def kill() -> None:
-        time.sleep(delay)
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
-    thread = threading.Thread(target=kill, daemon=True)
-    thread.start()
-    return thread
 
 
 # -- fixtures (imported by the verify test modules) --------------------------------------------

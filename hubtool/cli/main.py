@@ -65,6 +65,11 @@ def cli() -> None:
     Typical session:
       hubtool list                     # the specs in model_configs/
       hubtool build --all              # -> artifacts/NAME/
+      hubtool verify --all             # weight + output parity per backend
+      hubtool bench --all --quick      # phase-separated latency
+      hubtool card --all               # README.md from the measurements
+      hubtool push --all               # to the Hub (or --endpoint a staging hub)
+      hubtool verify Crusadersk/tiny-gpt2   # re-check any published repo and its card
     """
 
 
