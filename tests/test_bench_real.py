@@ -13,6 +13,7 @@ from hubtool.build import build_model
 from hubtool.catalog import configs_dir
 from hubtool.cli.main import cli
 from hubtool.spec import load_spec
+from tests.conftest import CONFIGS
 
 BACKENDS = ["eager", "sdpa", "compile"]
 DEEP_BACKENDS = ["eager", "sdpa"]
@@ -141,7 +142,7 @@ def test_cuda_cells_finish_or_crash_never_hang(tmp_path):
     from hubtool.bench.harness import BenchSettings, bench_models
     from hubtool.catalog import resolve_spec
 
-    folder = build_model(resolve_spec("gpt2-25m"), root=tmp_path).path
+    folder = build_model(resolve_spec("gpt2-25m", CONFIGS), root=tmp_path).path
     settings = BenchSettings(device="cuda", new_tokens=128, warmup=1, repeats=5, timeout=420)
     written = bench_models([("gpt2-25m", folder)], backends=["eager", "compile", "compile-ro"], settings=settings,
                            cache_dir=tmp_path / ".cache")
@@ -171,7 +172,7 @@ def test_vllm_cell_uses_request_metrics(tmp_path):
     from hubtool.bench.harness import BenchSettings, bench_models
     from hubtool.catalog import resolve_spec
 
-    models = [("gpt2-25m", build_model(resolve_spec("gpt2-25m"), root=tmp_path).path)]
+    models = [("gpt2-25m", build_model(resolve_spec("gpt2-25m", CONFIGS), root=tmp_path).path)]
     settings = BenchSettings(prompt_len=8, new_tokens=8, warmup=1, repeats=3, threads=1, timeout=400)
     written = bench_models(models, backends=["vllm"], settings=settings, cache_dir=tmp_path / ".cache")
     cell = json.loads(written["gpt2-25m"].read_text())["cells"]["vllm"]
