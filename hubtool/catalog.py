@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from hubtool.build import WEIGHTS_FILE
+from hubtool.files import WEIGHTS_FILE
 from hubtool.errors import ArtifactError, UsageError, display_path
 from hubtool.family import FAMILY_FILE, Family, load_family
 from hubtool.spec import NAME_RE, ModelSpec, load_spec
@@ -19,15 +19,23 @@ SPEC_SUFFIXES = (".yaml", ".yml")
 _PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 
 
-def configs_dir() -> Path:
-    """The folder of specs: HUBTOOL_CONFIGS, else ./model_configs, else the one beside the package."""
-    env = os.environ.get("HUBTOOL_CONFIGS")
+def _project_folder(env_var: str, name: str) -> Path:
+    """``$env_var``, else ./name in the working directory, else the one beside the package."""
+    env = os.environ.get(env_var)
     if env:
         return Path(env)
-    local = Path("model_configs")
-    if local.is_dir():
-        return local
-    return _PACKAGE_ROOT / "model_configs"
+    local = Path(name)
+    return local if local.is_dir() else _PACKAGE_ROOT / name
+
+
+def configs_dir() -> Path:
+    """The folder of specs: HUBTOOL_CONFIGS, else ./model_configs, else the one beside the package."""
+    return _project_folder("HUBTOOL_CONFIGS", "model_configs")
+
+
+def templates_dir() -> Path:
+    """The folder of card templates: HUBTOOL_TEMPLATES, else ./templates, else the one beside the package."""
+    return _project_folder("HUBTOOL_TEMPLATES", "templates")
 
 
 def artifacts_root(out: Path | str | None = None) -> Path:

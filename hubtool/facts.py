@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from hubtool.errors import ArtifactError, display_path
+from hubtool.files import CONFIG_FILE, PROVENANCE_FILE
 
 WEIGHT_SUFFIXES = (".safetensors",)
 _ST_DTYPES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16"}
@@ -97,10 +98,10 @@ def looks_untrained(folder: Path) -> bool | None:
 
 def folder_facts(folder: Path) -> dict[str, Any]:
     """Everything the card states about the model itself, read from its files."""
-    config = read_json(folder / "config.json")
+    config = read_json(folder / CONFIG_FILE)
     if config is None:
         raise ArtifactError(f"{display_path(folder)}: no config.json (is this a model folder?)")
-    provenance = read_json(folder / "provenance.json")
+    provenance = read_json(folder / PROVENANCE_FILE)
     weights = weight_facts(folder)
     training = provenance.get("training") if provenance else None
     n_embd, n_head = config.get("n_embd"), config.get("n_head")

@@ -18,7 +18,7 @@ from typing import Any
 
 from hubtool.bench.harness import REPORT_FILE, SCHEMA
 from hubtool.bench.phases import PHASES
-from hubtool.build import write_json
+from hubtool.build import write_json, write_text
 from hubtool.errors import ArtifactError, display_path
 from hubtool.spec import ModelSpec
 from hubtool.stats import spearman
@@ -191,7 +191,5 @@ def family_report(specs: list[ModelSpec], *, root: Path, out_dir: Path | None = 
         paths[key] = out_dir / name
         _plot(rows, key, paths[key])
     write_json(paths["json"], data)
-    tmp = paths["markdown"].with_name(f".report.md.tmp-{os.getpid()}")
-    tmp.write_text(render_markdown(data))
-    os.replace(tmp, paths["markdown"])
+    write_text(paths["markdown"], render_markdown(data))
     return FamilyReport(data=data, paths=paths)

@@ -28,14 +28,15 @@ from hubtool.backends import BACKENDS, TORCH_BACKENDS
 from hubtool.build import read_provenance, write_json
 from hubtool.catalog import artifacts_root, is_spec_path, resolve_spec, spec_names
 from hubtool.errors import ArtifactError, UsageError, display_path
+from hubtool.files import CONFIG_FILE, VERIFICATION_FILE
+from hubtool.hub.pull import REPO_REF_RE, parse_repo_ref
 from hubtool.isolate import IsolatedResult, cache_root, run_isolated
 from hubtool.weight_checks import BUFFER_SUFFIXES, Check, check_weights
 
 SCHEMA = "hubtool.verification/1"
-REPORT_FILE = "verification.json"
+REPORT_FILE = VERIFICATION_FILE
 DEFAULT_NEW_TOKENS = 8
 DEFAULT_TIMEOUT_S = 900.0
-_REPO_RE = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*(@[\w./-]+)?$")
 
 # progress(event, backend, data): "start" with {"pid": child pid} once its process runs,
 # "done" with the backend's report cell.
@@ -90,13 +91,13 @@ def resolve_target(target: str, *, out: Path | str | None = None, endpoint: str 
     if is_spec_path(target) or target in spec_names():
         spec = resolve_spec(target)
         folder = artifacts_root(out) / spec.name
-        if not (folder / "config.json").is_file():
+        if not (folder / CONFIG_FILE).is_file():
             raise ArtifactError(f"{display_path(folder)}: not built yet (run: hubtool build {spec.name})")
         return Target(spec.name, folder, spec.config, spec.dtype)
-    if _REPO_RE.match(target):
+    if REPO_REF_RE.match(target):
         from hubtool.hub.pull import pull_repo
 
-        repo_id, _, revision = target.partition("@")
+        repo_id, revision = parse_repo_ref(target)
         folder = pull_repo(target, endpoint=endpoint)
         commit = folder.name if re.fullmatch(r"[0-9a-f]{40}", folder.name) else None
         prov = read_provenance(folder) or {}

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hubtool.build import PROVENANCE_FILE, safetensors_digests
+from hubtool.build import safetensors_digests
+from hubtool.files import PROVENANCE_FILE
 from hubtool.spec import ModelSpec
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pkl", ".pth")

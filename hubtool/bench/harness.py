@@ -18,13 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from hubtool.bench.phases import PHASES
-from hubtool.build import WEIGHTS_FILE, write_json
+from hubtool.build import write_json
+from hubtool.files import BENCHMARK_FILE, VERIFICATION_FILE, WEIGHTS_FILE
 from hubtool.errors import ArtifactError, UsageError, display_path
 from hubtool.stats import summarize
 
 SCHEMA = "hubtool.benchmark/1"
-REPORT_FILE = "benchmark.json"
-VERIFICATION_FILE = "verification.json"
+REPORT_FILE = BENCHMARK_FILE
 BACKENDS = ("eager", "sdpa", "compile", "compile-ro", "vllm")
 CPU_DEFAULT_BACKENDS = ("eager", "sdpa", "compile", "vllm")
 CUDA_DEFAULT_BACKENDS = ("eager", "sdpa", "compile", "compile-ro", "vllm")
