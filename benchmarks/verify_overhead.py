@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from timing import timed  # benchmarks/timing.py (scripts run with benchmarks/ on sys.path)
+
 TARGET_RATIO = 1.5
 
 
@@ -48,14 +47,6 @@ def bare(folder: str) -> None:
         loaded = backend.load(Path(folder))
         parity._run_all(loaded.model, seqs, lens, batch, 8, eos)
 
-
-def timed(cmd: list[str], env: dict[str, str]) -> float:
-    start = time.perf_counter()
-    done = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True)
-    seconds = time.perf_counter() - start
-    if done.returncode != 0:
-        sys.exit(f"command failed ({done.returncode}): {' '.join(cmd)}\n{done.stderr[-2000:]}")
-    return seconds
 
 
 def main() -> None:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from hubtool.audit import audit_card
-from hubtool.backends import BACKENDS, TORCH_BACKENDS
+from hubtool.backends import BACKENDS
 from hubtool.build import read_provenance, write_json
 from hubtool.catalog import artifacts_root, is_spec_path, resolve_spec, spec_names
 from hubtool.errors import ArtifactError, UsageError, display_path

@@ -140,14 +140,3 @@ def test_cli_errors_are_one_line(tmp_path, args, code, message):
     result = CliRunner().invoke(cli, [*args, "--out", str(tmp_path)])
     assert result.exit_code == code
     assert message in result.output and "Traceback" not in result.output
-
-
-def test_help_imports_nothing_heavy():
-    import subprocess
-    import sys
-
-    code = ("import sys; from click.testing import CliRunner; from hubtool.cli.main import cli; "
-            "[CliRunner().invoke(cli, [c, '--help']) for c in ('bench', 'report')]; "
-            "print(sorted(m for m in ('torch', 'numpy', 'matplotlib', 'transformers') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]"

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
-import shutil
 from pathlib import Path
 
 import pytest
@@ -228,3 +226,13 @@ def test_trained_model_card_says_so_and_passes_audit(family: Path, tmp_path: Pat
     untrained = family / "gpt2-25m"
     (untrained / "README.md").write_text(text)
     assert "trained" in [c["claim"] for c in audit_card(untrained)["claims"] if c["status"] == "contradiction"]
+
+
+def test_family_row_of_an_unbuilt_model_says_where_its_count_comes_from(family: Path) -> None:
+    import shutil as sh
+
+    sh.rmtree(family / "gpt2-100m")
+    card_command(resolve_spec("gpt2-25m", CONFIGS), root=family)
+    text = (family / "gpt2-25m" / "README.md").read_text()
+    assert "| gpt2-100m | 8 | 768 | 2 | 384 | 96,088,320 (from spec, not built) |" in text
+    assert "| **gpt2-25m** | 3 | 384 | 2 | 192 | 25,016,064 |" in text

@@ -206,14 +206,3 @@ def test_unbuilt_spec_is_a_one_line_error(tmp_path):
     result = CliRunner().invoke(cli, ["verify", "gpt2-50m", "--out", str(tmp_path)])
     assert result.exit_code == 1
     assert result.output.strip().endswith("not built yet (run: hubtool build gpt2-50m)")
-
-
-def test_verify_help_does_not_import_torch():
-    import subprocess
-    import sys
-
-    code = ("import sys; from click.testing import CliRunner; from hubtool.cli.main import cli; "
-            "r = CliRunner().invoke(cli, ['verify', '--help']); assert r.exit_code == 0, r.output; "
-            "print(sorted(m for m in ('torch', 'transformers', 'vllm', 'safetensors') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]"
