@@ -25,7 +25,7 @@ def hubtool_decode(model, *, prompt_len: int, new_tokens: int, warmup: int, repe
     from hubtool.bench.phases import measure_phase
     from hubtool.bench.timing import CpuClock
     from hubtool.bench.torch_runner import TorchRunner
-    from hubtool.stats import summarize
+    from hubtool.bench.stats import summarize
 
     runner = TorchRunner(model, prompt_len=prompt_len, new_tokens=new_tokens, batch_size=1, seed=0)
     record = measure_phase(runner, "decode", warmup=warmup, repeats=repeats, clock=CpuClock())
@@ -78,8 +78,8 @@ def main() -> int:
     from transformers.utils import logging as hf_logging
 
     from hubtool.backends import eager
-    from hubtool.build import build_model
-    from hubtool.catalog import artifacts_root, resolve_spec
+    from hubtool.build.folder import build_model
+    from hubtool.spec.catalog import artifacts_root, resolve_spec
 
     hf_logging.disable_progress_bar()
     torch.set_num_threads(args.threads)

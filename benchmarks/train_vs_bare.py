@@ -28,11 +28,11 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from transformers.utils import logging as hf_logging
 
-from hubtool.build import build_model
-from hubtool.catalog import resolve_spec
-from hubtool.corpus import load_corpus, pack
-from hubtool.fingerprint import fingerprint
-from hubtool.train import DEFAULTS, train_model
+from hubtool.build.folder import build_model
+from hubtool.spec.catalog import resolve_spec
+from hubtool.train.corpus import load_corpus, pack
+from hubtool.runtime.fingerprint import fingerprint
+from hubtool.train.loop import DEFAULTS, train_model
 
 
 def step_times(stamps: list[float], *, warmup: int) -> list[float]:

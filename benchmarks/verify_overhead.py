@@ -26,7 +26,7 @@ def bare(folder: str) -> None:
     """The same loads and forwards as verify, in this one process, with no isolation or checks."""
     import torch
 
-    from hubtool import parity
+    from hubtool.verify import parity
     from hubtool.backends import compile as compiled
     from hubtool.backends import eager, sdpa
 
@@ -59,8 +59,8 @@ def main() -> None:
         bare(args.bare)
         return
 
-    from hubtool.build import build_model
-    from hubtool.catalog import resolve_spec
+    from hubtool.build.folder import build_model
+    from hubtool.spec.catalog import resolve_spec
 
     with tempfile.TemporaryDirectory(prefix="verify-overhead-") as tmp:
         tmp_path = Path(tmp)

@@ -37,8 +37,8 @@ def _offline_and_isolated(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pyt
 @pytest.fixture(scope="session")
 def family_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Every reference spec built once, into a session-wide artifacts root."""
-    from hubtool.build import build_model
-    from hubtool.catalog import resolve_spec
+    from hubtool.build.folder import build_model
+    from hubtool.spec.catalog import resolve_spec
 
     root = tmp_path_factory.mktemp("artifacts")
     for name in ALL_NAMES:

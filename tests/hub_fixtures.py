@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from hubtool.build import build_model
-from hubtool.catalog import resolve_spec
+from hubtool.build.folder import build_model
+from hubtool.spec.catalog import resolve_spec
 from hubtool.hub.server import StagingHub
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from hubtool.build import build_model
-from hubtool.catalog import configs_dir
+from hubtool.build.folder import build_model
+from hubtool.spec.catalog import configs_dir
 from hubtool.cli.main import cli
-from hubtool.spec import load_spec
+from hubtool.spec.model import load_spec
 from tests.conftest import CONFIGS
 
 BACKENDS = ["eager", "sdpa", "compile"]
@@ -140,7 +140,7 @@ def _cuda() -> bool:
 def test_cuda_cells_finish_or_crash_never_hang(tmp_path):
     """eager, compile and reduce-overhead + StaticCache on a GPU, at a long decode (128 tokens)."""
     from hubtool.bench.harness import BenchSettings, bench_models
-    from hubtool.catalog import resolve_spec
+    from hubtool.spec.catalog import resolve_spec
 
     folder = build_model(resolve_spec("gpt2-25m", CONFIGS), root=tmp_path).path
     settings = BenchSettings(device="cuda", new_tokens=128, warmup=1, repeats=5, timeout=420)
@@ -170,7 +170,7 @@ def _vllm() -> bool:
 def test_vllm_cell_uses_request_metrics(tmp_path):
     """gpt2-25m through vLLM: phases from its request timestamps (one engine start: a minute)."""
     from hubtool.bench.harness import BenchSettings, bench_models
-    from hubtool.catalog import resolve_spec
+    from hubtool.spec.catalog import resolve_spec
 
     models = [("gpt2-25m", build_model(resolve_spec("gpt2-25m", CONFIGS), root=tmp_path).path)]
     settings = BenchSettings(prompt_len=8, new_tokens=8, warmup=1, repeats=3, threads=1, timeout=400)

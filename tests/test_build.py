@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from hubtool.build import PROVENANCE_FILE, build_model, read_provenance, safetensors_digests
-from hubtool.catalog import resolve_spec
+from hubtool.build.folder import PROVENANCE_FILE, build_model, read_provenance, safetensors_digests
+from hubtool.spec.catalog import resolve_spec
 from hubtool.errors import TokenizerError
-from hubtool.spec import load_spec
-from hubtool.tokenizer import BUNDLED_SHA256, bundled_files, sha256_file
+from hubtool.spec.model import load_spec
+from hubtool.build.tokenizer import BUNDLED_SHA256, bundled_files, sha256_file
 from tests.conftest import ALL_NAMES, CONFIGS, REFERENCE, run_hubtool
 
 EXPECTED_FILES = {

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from hubtool.build import build_model
+from hubtool.build.folder import build_model
 from hubtool.errors import TokenizerError
-from hubtool.spec import load_spec
+from hubtool.spec.model import load_spec
 from tests.conftest import CONFIGS
 from tests.hub_fixtures import hf_home, hub  # noqa: F401  (fixtures)
 

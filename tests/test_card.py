@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from hubtool.audit import audit_card, contradiction_lines
-from hubtool.card import card_command
-from hubtool.catalog import resolve_spec
+from hubtool.card.audit import audit_card, contradiction_lines
+from hubtool.card.render import card_command
+from hubtool.spec.catalog import resolve_spec
 from hubtool.cli.main import cli
 from hubtool.errors import CardError
 from tests.card_fixtures import benchmark_report, linked_family, verification_report, write_reports
@@ -203,7 +203,7 @@ def test_card_without_claims_is_reported(family: Path) -> None:
 
 
 def test_trained_model_card_says_so_and_passes_audit(family: Path, tmp_path: Path) -> None:
-    from hubtool.train import train_model
+    from hubtool.train.loop import train_model
 
     folder = family / "tiny-gpt2"
     weights = folder / "model.safetensors"

@@ -1,11 +1,11 @@
-"""hubtool.isolate: a worker's crash, hang or exception is recorded, never raised."""
+"""hubtool.runtime.isolate: a worker's crash, hang or exception is recorded, never raised."""
 
 from __future__ import annotations
 
 import os
 import time
 
-from hubtool.isolate import run_isolated
+from hubtool.runtime.isolate import run_isolated
 
 
 def test_ok_result_env_and_threads(tmp_path):

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from hubtool.catalog import resolve_spec, resolve_targets, spec_names, spec_path
+from hubtool.spec.catalog import resolve_spec, resolve_targets, spec_names, spec_path
 from hubtool.errors import SpecError, UsageError
-from hubtool.family import load_family
-from hubtool.spec import load_spec, safetensors_file_size
+from hubtool.spec.family import load_family
+from hubtool.spec.model import load_spec, safetensors_file_size
 from tests.conftest import ALL_NAMES, CONFIGS, REFERENCE
 
 

@@ -1,4 +1,4 @@
-"""hubtool.stats against synthetic data whose answers are known."""
+"""hubtool.bench.stats against synthetic data whose answers are known."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from hubtool.stats import (
+from hubtool.bench.stats import (
     bootstrap_median_ci,
     count_outliers,
     ratio_of_medians,

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from hubtool.build import build_model, read_provenance, safetensors_digests
-from hubtool.catalog import resolve_spec
+from hubtool.build.folder import build_model, read_provenance, safetensors_digests
+from hubtool.spec.catalog import resolve_spec
 from hubtool.cli.main import cli
-from hubtool.tokenizer import sha256_file
-from hubtool.train import CHECKPOINT_DIR, CHECKPOINT_FILE, train_model
+from hubtool.build.tokenizer import sha256_file
+from hubtool.train.loop import CHECKPOINT_DIR, CHECKPOINT_FILE, train_model
 
 REPO = Path(__file__).resolve().parent.parent
 # Small batches keep the 50,257-way softmax cheap; one thread avoids oversubscribing a shared CPU.
@@ -242,7 +242,7 @@ def test_bad_options_are_usage_errors(tiny: Path) -> None:
 def test_corpus_globs_jsonl_and_packing(tiny_built: Path, tmp_path: Path) -> None:
     from transformers import AutoTokenizer
 
-    from hubtool.corpus import load_corpus, pack
+    from hubtool.train.corpus import load_corpus, pack
 
     (tmp_path / "b.txt").write_text("Hello world")
     (tmp_path / "a.txt").write_text("Hello world again")

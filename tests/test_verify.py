@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from hubtool.backends import vllm as vllm_backend
 from hubtool.cli.main import cli
-from hubtool.verify import SCHEMA, verify_target
+from hubtool.verify.run import SCHEMA, verify_target
 from tests.verify_fixtures import built_root, gpt2_25m, tiny_model, verify_cache  # noqa: F401
 
 pytestmark = pytest.mark.slow

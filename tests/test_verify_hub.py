@@ -8,7 +8,7 @@ import pytest
 
 from hubtool.errors import HubError
 from hubtool.hub.push import push_model
-from hubtool.verify import verify_target
+from hubtool.verify.run import verify_target
 from tests.hub_fixtures import built, hf_home, hub, models  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.slow

@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from hubtool.cli.main import cli
-from hubtool.verify import verify_target
+from hubtool.verify.run import verify_target
 from tests.verify_fixtures import (  # noqa: F401 - fixtures
     built_root, copy_model, read_header, tensor_offsets, tiny_model, verify_cache, write_header,
 )

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from hubtool.build import build_model
-from hubtool.catalog import resolve_spec
+from hubtool.build.folder import build_model
+from hubtool.spec.catalog import resolve_spec
 
 
 def build(name: str, root: Path) -> Path:

@@ -1,6 +1,6 @@
 """One module per inference backend: how to load a model folder and run it.
 
-Verify and bench import these inside isolated workers (see ``hubtool.isolate``); this
+Verify and bench import these inside isolated workers (see ``hubtool.runtime.isolate``); this
 package itself imports nothing heavy.
 
 Interface of the torch backends (``eager``, ``sdpa``, ``compile``)::

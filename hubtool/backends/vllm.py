@@ -4,7 +4,7 @@ vLLM returns log-probabilities, not logits; verify compares them with transforme
 log_softmax. Configurations vLLM refuses (its CPU attention takes no head_dim 1 or 384)
 raise ``BackendUnsupported`` with vLLM's own message, so they are reported, not crashes.
 The engine runs inside the calling process (``VLLM_ENABLE_V1_MULTIPROCESSING=0``): its
-errors then reach us with their message, and isolation comes from ``hubtool.isolate``.
+errors then reach us with their message, and isolation comes from ``hubtool.runtime.isolate``.
 """
 
 from __future__ import annotations

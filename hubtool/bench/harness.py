@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from hubtool.bench.phases import PHASES
-from hubtool.build import write_json
-from hubtool.files import BENCHMARK_FILE, VERIFICATION_FILE, WEIGHTS_FILE
+from hubtool.build.folder import write_json
+from hubtool.folder.names import BENCHMARK_FILE, VERIFICATION_FILE, WEIGHTS_FILE
 from hubtool.errors import ArtifactError, UsageError, display_path
-from hubtool.stats import summarize
+from hubtool.bench.stats import summarize
 
 SCHEMA = "hubtool.benchmark/1"
 REPORT_FILE = BENCHMARK_FILE
@@ -215,7 +215,7 @@ def build_cell(
 def probe_machine(*, device: str, extra: dict[str, Any]) -> dict[str, Any]:
     """Worker: memory bandwidth and fingerprint, with the same threads as the cells."""
     from hubtool.bench.timing import measure_memory_bandwidth
-    from hubtool.fingerprint import fingerprint
+    from hubtool.runtime.fingerprint import fingerprint
 
     return {"bandwidth": measure_memory_bandwidth(device=device), "fingerprint": fingerprint(**extra)}
 
@@ -255,7 +255,7 @@ def bench_models(
     ``on_cell(index, total, model, backend, cell)`` follows the cells; ``on_verify(model,
     backend, verdict)`` follows the verification that runs first where none is fresh.
     """
-    from hubtool.isolate import run_isolated
+    from hubtool.runtime.isolate import run_isolated
 
     settings = settings.checked()
     targets = {**CELL_TARGETS, **(cell_targets or {})}
@@ -280,7 +280,7 @@ def bench_models(
     bandwidth = probe.result["bandwidth"]
 
     def run_verify(folder: Path, wanted: list[str]) -> None:
-        from hubtool.verify import verify_target
+        from hubtool.verify.run import verify_target
 
         def progress(event: str, backend: str, verdict: dict[str, Any] | None) -> None:
             if event == "done" and on_verify:
@@ -321,7 +321,7 @@ def _run_cell(
     name: str, folder: Path, backend: str, *, parity: str | None, verdict: dict[str, Any],
     settings: BenchSettings, target: str, bandwidth: float, isolate: dict[str, Any], index: int,
 ) -> dict[str, Any]:
-    from hubtool.isolate import run_isolated
+    from hubtool.runtime.isolate import run_isolated
 
     skip = _skip_reason(backend, settings.device) if target in CELL_TARGETS.values() else None
     if skip:

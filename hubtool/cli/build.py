@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from hubtool.build import build_model, check_output_root, needs_build
-from hubtool.catalog import artifacts_root, resolve_targets
+from hubtool.build.folder import build_model, check_output_root, needs_build
+from hubtool.spec.catalog import artifacts_root, resolve_targets
 from hubtool.cli.options import all_option, names_argument, out_option
 from hubtool.errors import display_path
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from hubtool.card import card_command
-from hubtool.catalog import artifacts_root, resolve_targets
+from hubtool.card.render import card_command
+from hubtool.spec.catalog import artifacts_root, resolve_targets
 from hubtool.cli.options import all_option, names_argument, out_option
 from hubtool.errors import display_path
 

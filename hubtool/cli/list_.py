@@ -6,7 +6,7 @@ import json
 
 import click
 
-from hubtool.catalog import resolve_targets
+from hubtool.spec.catalog import resolve_targets
 from hubtool.cli.options import format_table, json_option
 
 COLUMNS = [

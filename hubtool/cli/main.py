@@ -12,7 +12,7 @@ import sys
 
 import click
 
-from hubtool.environment import hubtool_version
+from hubtool.runtime.environment import hubtool_version
 from hubtool.errors import HubtoolError
 
 # command name -> "module:attribute" under hubtool.cli

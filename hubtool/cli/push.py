@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from hubtool.catalog import family_for, model_dir, resolve_targets
+from hubtool.spec.catalog import family_for, model_dir, resolve_targets
 from hubtool.cli.options import all_option, names_argument, out_option
 from hubtool.errors import UsageError
 

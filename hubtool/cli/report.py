@@ -6,10 +6,10 @@ from pathlib import Path
 
 import click
 
-from hubtool.catalog import artifacts_root, resolve_targets
+from hubtool.spec.catalog import artifacts_root, resolve_targets
 from hubtool.cli.options import all_option, names_argument, out_option
 from hubtool.errors import display_path
-from hubtool.report import family_report
+from hubtool.report.family import family_report
 
 
 @click.command("report")

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import click
 
-from hubtool.catalog import built_folder
+from hubtool.spec.catalog import built_folder
 from hubtool.cli.options import out_option
 from hubtool.errors import display_path
-from hubtool.train import DEFAULTS, TrainProgress, train_model
+from hubtool.train.loop import DEFAULTS, TrainProgress, train_model
 
 
 def _reporter():

@@ -7,12 +7,12 @@ from typing import Any
 
 import click
 
-from hubtool.audit import contradiction_lines
+from hubtool.card.audit import contradiction_lines
 from hubtool.backends import BACKENDS
-from hubtool.catalog import spec_names
+from hubtool.spec.catalog import spec_names
 from hubtool.cli.options import all_option, format_table, out_option
 from hubtool.errors import UsageError, display_path
-from hubtool.verify import DEFAULT_NEW_TOKENS, verify_target
+from hubtool.verify.run import DEFAULT_NEW_TOKENS, verify_target
 
 _AUDIT_WORDS = {
     "passed": "audit passed: {checked} claims checked, none contradicted",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from hubtool.catalog import is_spec_path
+from hubtool.spec.catalog import is_spec_path
 from hubtool.errors import HubError
 from hubtool.hub.client import configure_transfer, describe_error, hub_exceptions, is_offline, resolve_endpoint
 

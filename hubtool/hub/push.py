@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hubtool.build import read_provenance
-from hubtool.environment import hubtool_version
+from hubtool.build.folder import read_provenance
+from hubtool.runtime.environment import hubtool_version
 from hubtool.errors import ArtifactError, HubError, display_path
-from hubtool.files import CARD_FILE, MEASUREMENT_FILES
+from hubtool.folder.names import CARD_FILE, MEASUREMENT_FILES
 from hubtool.hub.client import DEFAULT_ENDPOINT, describe_error, hub_exceptions, make_api, resolve_endpoint
 from hubtool.hub.pull import REPO_REF_RE
 from hubtool.hub.store import git_blob_oid

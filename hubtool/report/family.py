@@ -18,10 +18,10 @@ from typing import Any
 
 from hubtool.bench.harness import REPORT_FILE, SCHEMA
 from hubtool.bench.phases import PHASES
-from hubtool.build import write_json, write_text
+from hubtool.build.folder import write_json, write_text
 from hubtool.errors import ArtifactError, display_path
-from hubtool.spec import ModelSpec
-from hubtool.stats import spearman
+from hubtool.spec.model import ModelSpec
+from hubtool.bench.stats import spearman
 
 REPORT_DIR = "report"
 PLOTS = {"n_layer": "decode_vs_layers.png", "parameters": "decode_vs_params.png"}

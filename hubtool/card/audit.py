@@ -16,8 +16,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from hubtool.facts import folder_facts
-from hubtool.files import CARD_FILE
+from hubtool.folder.facts import folder_facts
+from hubtool.folder.names import CARD_FILE
 
 # claim -> names a card may use for it (compared after lowercasing; parentheses split off).
 ALIASES: dict[str, tuple[str, ...]] = {

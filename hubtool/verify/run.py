@@ -2,14 +2,14 @@
 
 TARGET is a spec name (its built folder), any local folder, or a Hub repo id
 ``ORG/NAME[@REV]`` (pulled first). Weight checks read the files directly
-(``hubtool.weight_checks``). Then each backend runs in its own process
-(``hubtool.isolate``): eager float32 first, which also saves the reference logits and a
+(``hubtool.verify.weights``). Then each backend runs in its own process
+(``hubtool.runtime.isolate``): eager float32 first, which also saves the reference logits and a
 float64 run that judges the size of every error; then sdpa, compile and vLLM measure
-themselves against it (``hubtool.parity``). A crash or hang of one backend is recorded
+themselves against it (``hubtool.verify.parity``). A crash or hang of one backend is recorded
 and the others go on. Every tolerance used to judge is written into the report, which
 is saved atomically as ``verification.json`` beside the weights (or where asked).
 Last, the folder's README.md is audited against the files and these results
-(``hubtool.audit``); a contradiction fails verification like a failed backend.
+(``hubtool.card.audit``); a contradiction fails verification like a failed backend.
 """
 
 from __future__ import annotations
@@ -23,15 +23,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from hubtool.audit import audit_card
+from hubtool.card.audit import audit_card
 from hubtool.backends import BACKENDS
-from hubtool.build import read_provenance, write_json
-from hubtool.catalog import artifacts_root, is_spec_path, resolve_spec, spec_names
+from hubtool.build.folder import read_provenance, write_json
+from hubtool.spec.catalog import artifacts_root, is_spec_path, resolve_spec, spec_names
 from hubtool.errors import ArtifactError, UsageError, display_path
-from hubtool.files import CONFIG_FILE, VERIFICATION_FILE
+from hubtool.folder.names import CONFIG_FILE, VERIFICATION_FILE
 from hubtool.hub.pull import REPO_REF_RE, parse_repo_ref
-from hubtool.isolate import IsolatedResult, cache_root, run_isolated
-from hubtool.weight_checks import BUFFER_SUFFIXES, Check, check_weights
+from hubtool.runtime.isolate import IsolatedResult, cache_root, run_isolated
+from hubtool.verify.weights import BUFFER_SUFFIXES, Check, check_weights
 
 SCHEMA = "hubtool.verification/1"
 REPORT_FILE = VERIFICATION_FILE
@@ -41,7 +41,7 @@ DEFAULT_TIMEOUT_S = 900.0
 # progress(event, backend, data): "start" with {"pid": child pid} once its process runs,
 # "done" with the backend's report cell.
 Progress = Callable[[str, str, "dict[str, Any]"], None]
-# Imported once by the server the torch workers are forked from (see hubtool.isolate).
+# Imported once by the server the torch workers are forked from (see hubtool.runtime.isolate).
 TORCH_PRELOAD = (
     "torch", "safetensors.torch", "transformers.models.auto.modeling_auto",
     "transformers.models.auto.tokenization_auto", "transformers.models.gpt2.modeling_gpt2",
@@ -151,7 +151,7 @@ def verify_target(
     else:
         fingerprint = run.all_backends(names, cells, checks, digests)
     if fingerprint is None:
-        from hubtool.fingerprint import fingerprint as take_fingerprint
+        from hubtool.runtime.fingerprint import fingerprint as take_fingerprint
 
         fingerprint = take_fingerprint()
     weights_status = "failed" if any(c.status == "failed" for c in checks) else "passed"
@@ -233,7 +233,7 @@ class _Run:
 
         # vLLM gets a fresh interpreter: its engine expects to own process start-up.
         preload = () if name == "vllm" else TORCH_PRELOAD
-        return run_isolated(f"hubtool.parity:{worker}", kwargs, timeout=self.timeout, cache_dir=self.cache / "compile",
+        return run_isolated(f"hubtool.verify.parity:{worker}", kwargs, timeout=self.timeout, cache_dir=self.cache / "compile",
                             threads=self.threads, preload=preload, on_start=started)
 
     def _done(self, name: str, cells: dict[str, dict[str, Any]], cell: dict[str, Any]) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from hubtool.errors import ArtifactError, display_path
-from hubtool.files import CONFIG_FILE, PROVENANCE_FILE
+from hubtool.folder.names import CONFIG_FILE, PROVENANCE_FILE
 
 WEIGHT_SUFFIXES = (".safetensors",)
 _ST_DTYPES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16"}

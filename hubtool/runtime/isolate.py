@@ -125,12 +125,12 @@ def run_isolated(
 
 
 class _Popen:
-    """A fresh interpreter running ``python -m hubtool.isolate REQUEST``."""
+    """A fresh interpreter running ``python -m hubtool.runtime.isolate REQUEST``."""
 
     def __init__(self, request: Path, run_dir: Path, environ: dict[str, str]) -> None:
         with open(run_dir / "stdout.log", "wb") as out, open(run_dir / "stderr.log", "wb") as err:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "hubtool.isolate", str(request)],
+                [sys.executable, "-m", "hubtool.runtime.isolate", str(request)],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=environ, start_new_session=True,
             )
         self.pid = self.proc.pid
@@ -171,7 +171,7 @@ def _forkserver(preload: tuple[str, ...]):
 
     if not _FORKSERVER:
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["hubtool.isolate", *preload])
+        context.set_forkserver_preload(["hubtool.runtime.isolate", *preload])
         _FORKSERVER.append(context)
     return _FORKSERVER[0]
 

@@ -27,11 +27,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
-from hubtool.build import apply_umask, read_provenance, safetensors_digests, write_json
-from hubtool.files import PROVENANCE_FILE, WEIGHTS_FILE
-from hubtool.corpus import PackedCorpus, load_corpus, pack
+from hubtool.build.folder import apply_umask, read_provenance, safetensors_digests, write_json
+from hubtool.folder.names import PROVENANCE_FILE, WEIGHTS_FILE
+from hubtool.train.corpus import PackedCorpus, load_corpus, pack
 from hubtool.errors import ArtifactError, TrainError, UsageError, display_path
-from hubtool.tokenizer import sha256_file
+from hubtool.build.tokenizer import sha256_file
 
 CHECKPOINT_DIR = ".train-checkpoint"
 CHECKPOINT_FILE = "state.pt"

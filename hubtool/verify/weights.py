@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hubtool.build import safetensors_digests
-from hubtool.files import PROVENANCE_FILE
-from hubtool.spec import ModelSpec
+from hubtool.build.folder import safetensors_digests
+from hubtool.folder.names import PROVENANCE_FILE
+from hubtool.spec.model import ModelSpec
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pkl", ".pth")
 SAFETENSORS_ITEMSIZE = {

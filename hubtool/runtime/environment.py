@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 LIBRARIES = ("torch", "transformers", "huggingface_hub", "safetensors", "tokenizers")
-_SOURCE_DIR = Path(__file__).resolve().parent.parent
+_SOURCE_DIR = Path(__file__).resolve().parents[2]
 
 
 def package_version(name: str) -> str | None:

@@ -10,13 +10,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from hubtool.files import WEIGHTS_FILE
+from hubtool.folder.names import WEIGHTS_FILE
 from hubtool.errors import ArtifactError, UsageError, display_path
-from hubtool.family import FAMILY_FILE, Family, load_family
-from hubtool.spec import NAME_RE, ModelSpec, load_spec
+from hubtool.spec.family import FAMILY_FILE, Family, load_family
+from hubtool.spec.model import NAME_RE, ModelSpec, load_spec
 
 SPEC_SUFFIXES = (".yaml", ".yml")
-_PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+_PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 
 
 def _project_folder(env_var: str, name: str) -> Path:

@@ -1,10 +1,10 @@
-"""Output parity workers: each runs inside its own process (see ``hubtool.isolate``).
+"""Output parity workers: each runs inside its own process (see ``hubtool.runtime.isolate``).
 
 The reference worker loads the folder with eager attention in float32 (the reference)
 and float64 (the judge of error size), runs fixed prompts of several lengths, a greedy
 continuation of each, and one left-padded batch, and saves every logit to a file in
 the run's work folder. Every other backend's worker loads that file and measures itself
-against it. Workers return metrics only; ``hubtool.verify`` judges them against the
+against it. Workers return metrics only; ``hubtool.verify.run`` judges them against the
 tolerances, so the thresholds live in one place and are written into the report.
 """
 
@@ -218,7 +218,7 @@ def reference_worker(*, folder: str, work_dir: str, new_tokens: int, epsilon: fl
     from safetensors.torch import save_file
 
     from hubtool.backends import eager
-    from hubtool.fingerprint import fingerprint
+    from hubtool.runtime.fingerprint import fingerprint
 
     start = time.perf_counter()
     prompts = _tokenize(folder)

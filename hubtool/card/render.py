@@ -17,15 +17,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hubtool.build import write_json, write_text
-from hubtool.catalog import spec_names, templates_dir
+from hubtool.build.folder import write_json, write_text
+from hubtool.spec.catalog import spec_names, templates_dir
 from hubtool.errors import CardError, display_path
-from hubtool.facts import folder_facts, read_json
-from hubtool.family import Family
-from hubtool.files import (
+from hubtool.folder.facts import folder_facts, read_json
+from hubtool.spec.family import Family
+from hubtool.folder.names import (
     BENCHMARK_FILE, CARD_FILE, CONFIG_FILE, MEASUREMENTS_FILE, PROVENANCE_FILE, VERIFICATION_FILE,
 )
-from hubtool.spec import ModelSpec, load_spec
+from hubtool.spec.model import ModelSpec, load_spec
 
 # The JSON files a card is rendered from; measurements.json records each one's sha256.
 SOURCE_FILES = (CONFIG_FILE, PROVENANCE_FILE, VERIFICATION_FILE, BENCHMARK_FILE)
@@ -260,7 +260,7 @@ class CardResult:
 
 def card_command(spec: ModelSpec, *, root: Path, template: Path | None = None, check: bool = False) -> CardResult:
     """Render ``spec``'s card; write it, or with ``check`` only compare it with the one on disk."""
-    from hubtool.catalog import family_for
+    from hubtool.spec.catalog import family_for
 
     folder = root / spec.name
     card = render_card(folder, spec, family_for(spec), artifacts=root, template=template)

@@ -1,0 +1,1 @@
+"""Stage 2b, train: a built folder's weights trained on text, reproducibly, with a training record."""
