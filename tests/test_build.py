@@ -8,11 +8,19 @@ from pathlib import Path
 
 import pytest
 
-from hubtool.build.folder import PROVENANCE_FILE, build_model, read_provenance, safetensors_digests
+from hubtool.build.folder import build_model
+from hubtool.evidence.provenance import read_provenance as _read_provenance
+
+
+def read_provenance(folder):
+    return _read_provenance(folder).to_dict()
+from hubtool.folder.names import PROVENANCE_FILE
+from hubtool.folder.safetensors import tensor_digests as safetensors_digests
 from hubtool.spec.catalog import resolve_spec
 from hubtool.errors import TokenizerError
 from hubtool.spec.model import load_spec
-from hubtool.build.tokenizer import BUNDLED_SHA256, bundled_files, sha256_file
+from hubtool.build.tokenizer import BUNDLED_SHA256, bundled_files
+from hubtool.folder.hashing import sha256_file
 from tests.conftest import ALL_NAMES, CONFIGS, REFERENCE, run_hubtool
 
 EXPECTED_FILES = {

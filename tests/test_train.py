@@ -14,10 +14,16 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from hubtool.build.folder import build_model, read_provenance, safetensors_digests
+from hubtool.build.folder import build_model
+from hubtool.evidence.provenance import read_provenance as _read_provenance
+
+
+def read_provenance(folder):
+    return _read_provenance(folder).to_dict()
+from hubtool.folder.safetensors import tensor_digests as safetensors_digests
 from hubtool.spec.catalog import resolve_spec
 from hubtool.cli.main import cli
-from hubtool.build.tokenizer import sha256_file
+from hubtool.folder.hashing import sha256_file
 from hubtool.train.loop import CHECKPOINT_DIR, CHECKPOINT_FILE, train_model
 
 REPO = Path(__file__).resolve().parent.parent

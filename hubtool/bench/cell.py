@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from hubtool.build.folder import write_json
+from hubtool.folder.io import write_json
 
 # bench backend -> (hubtool.backends module, compile mode, static KV cache)
 TORCH_CELLS: dict[str, tuple[str, str | None, bool]] = {

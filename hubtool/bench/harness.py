@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from hubtool.bench.phases import PHASES
-from hubtool.build.folder import write_json
+from hubtool.folder.io import write_json
 from hubtool.folder.names import BENCHMARK_FILE, VERIFICATION_FILE, WEIGHTS_FILE
 from hubtool.errors import ArtifactError, UsageError, display_path
 from hubtool.bench.stats import summarize

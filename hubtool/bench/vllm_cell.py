@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hubtool.build.folder import write_json
+from hubtool.folder.io import write_json
 
 
 def vllm_method(*, prompt_len: int, new_tokens: int, batch_size: int) -> str:

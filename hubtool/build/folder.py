@@ -6,9 +6,6 @@ only when complete, so a crash or Ctrl-C never leaves a half-built model.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import mmap
 import os
 import re
 import shutil
@@ -16,13 +13,16 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from hubtool.runtime.environment import hubtool_identity, library_versions
-from hubtool.errors import BuildError, display_path
+from hubtool.build.tokenizer import write_tokenizer
+from hubtool.errors import ArtifactError, BuildError, display_path
+from hubtool.evidence.provenance import Provenance, read_provenance
+from hubtool.folder.hashing import sha256_file
+from hubtool.folder.io import apply_umask
 from hubtool.folder.names import PROVENANCE_FILE, WEIGHTS_FILE
+from hubtool.folder.safetensors import tensor_digests
+from hubtool.runtime.environment import hubtool_identity, library_versions
 from hubtool.spec.model import BUILD_FORMAT, ModelSpec
-from hubtool.build.tokenizer import sha256_file, write_tokenizer
 
 
 
@@ -34,47 +34,18 @@ class BuildResult:
     seconds: float
 
 
-def read_provenance(folder: Path) -> dict[str, Any] | None:
-    """The folder's provenance, or None when it has none (or it is unreadable)."""
-    try:
-        return json.loads((folder / PROVENANCE_FILE).read_text())
-    except (OSError, ValueError):
-        return None
-
-
 def is_up_to_date(spec: ModelSpec, folder: Path) -> bool:
     """Built from this exact spec, with every recorded file present at its recorded size."""
-    prov = read_provenance(folder)
-    if not prov or prov.get("spec", {}).get("sha256") != spec.spec_hash:
+    try:
+        prov = read_provenance(folder)
+    except ArtifactError:
         return False
-    files = prov.get("files", {})
-    return bool(files) and all(
-        (folder / name).is_file() and (folder / name).stat().st_size == meta["size"]
-        for name, meta in files.items()
+    if prov is None or prov.spec.sha256 != spec.spec_hash:
+        return False
+    return bool(prov.files) and all(
+        (folder / name).is_file() and (folder / name).stat().st_size == meta.size
+        for name, meta in prov.files.items()
     )
-
-
-def safetensors_digests(path: Path) -> dict[str, dict[str, Any]]:
-    """sha256 of every tensor's raw bytes in a safetensors file, read straight from the file."""
-    with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-        header_len = int.from_bytes(mm[:8], "little")
-        header = json.loads(mm[8 : 8 + header_len])
-        base = 8 + header_len
-        view = memoryview(mm)
-        try:
-            out = {}
-            for name, meta in sorted(header.items()):
-                if name == "__metadata__":
-                    continue
-                start, end = meta["data_offsets"]
-                out[name] = {
-                    "dtype": meta["dtype"],
-                    "shape": meta["shape"],
-                    "sha256": hashlib.sha256(view[base + start : base + end]).hexdigest(),
-                }
-            return out
-        finally:
-            view.release()
 
 
 def _init_weights(spec: ModelSpec):
@@ -101,13 +72,14 @@ def _write_model(spec: ModelSpec, folder: Path) -> None:
     )
 
 
-def _provenance(spec: ModelSpec, folder: Path) -> dict[str, Any]:
+def _provenance(spec: ModelSpec, folder: Path) -> Provenance:
     files = {
         p.name: {"sha256": sha256_file(p), "size": p.stat().st_size}
         for p in sorted(folder.iterdir())
         if p.is_file()
     }
-    return {
+    return Provenance.model_validate({
+        "schema": Provenance.SCHEMA,
         "hubtool": hubtool_identity(),
         "spec": {
             "name": spec.name,
@@ -122,21 +94,9 @@ def _provenance(spec: ModelSpec, folder: Path) -> dict[str, Any]:
         "parameters": spec.parameters,
         "libraries": library_versions(),
         "files": files,
-        "tensors": safetensors_digests(folder / WEIGHTS_FILE),
+        "tensors": tensor_digests(folder / WEIGHTS_FILE),
         "training": None,
-    }
-
-
-def write_text(path: Path, text: str) -> None:
-    """Write text atomically (temp file in the same folder, then rename)."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def write_json(path: Path, data: Any) -> None:
-    """Write JSON atomically, keys sorted, so equal data gives equal bytes."""
-    write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+    })
 
 
 def _remove_stale_temps(root: Path, name: str) -> None:
@@ -181,15 +141,6 @@ def needs_build(spec: ModelSpec, *, root: Path, force: bool = False) -> bool:
     return force or not (target.is_dir() and is_up_to_date(spec, target))
 
 
-def apply_umask(folder: Path) -> None:
-    """mkdtemp makes 0700 folders and some writers 0600 files; give them the usual modes."""
-    umask = os.umask(0)
-    os.umask(umask)
-    folder.chmod(0o777 & ~umask)
-    for path in folder.iterdir():
-        path.chmod(0o666 & ~umask)
-
-
 def build_model(spec: ModelSpec, *, root: Path, force: bool = False) -> BuildResult:
     """Build ``spec`` into ``root/<name>``; a no-op when that folder is already up to date."""
     start = time.perf_counter()
@@ -202,7 +153,7 @@ def build_model(spec: ModelSpec, *, root: Path, force: bool = False) -> BuildRes
     tmp = Path(tempfile.mkdtemp(prefix=f".{spec.name}.tmp-{os.getpid()}-", dir=root))
     try:
         _write_model(spec, tmp)
-        write_json(tmp / PROVENANCE_FILE, _provenance(spec, tmp))
+        _provenance(spec, tmp).write(tmp / PROVENANCE_FILE)
         apply_umask(tmp)
         existed = target.exists()
         if existed:

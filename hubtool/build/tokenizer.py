@@ -7,7 +7,6 @@ instead name a local folder or a Hub repo id (fetched through huggingface_hub).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import tempfile
@@ -15,6 +14,8 @@ from functools import lru_cache
 from pathlib import Path
 
 from hubtool.errors import HubError, TokenizerError
+from hubtool.folder.hashing import sha256_file
+from hubtool.folder.names import OPTIONAL_TOKENIZER_FILES, TOKENIZER_FILES
 
 BUNDLED = "gpt2"
 BUNDLED_SHA256 = {
@@ -22,16 +23,6 @@ BUNDLED_SHA256 = {
     "vocab.bpe": "1ce1664773c50f3e0cc8842619a93edc4624525b728b188a9e0be33b7726adc5",
 }
 HELLO_WORLD_IDS = [15496, 995]
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt")
-_OPTIONAL_FILES = ("special_tokens_map.json", "added_tokens.json")
-
-
-def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def bundled_files(data_dir: Path | None = None) -> dict[str, Path]:
@@ -93,7 +84,7 @@ def _from_folder(folder: Path, dest: Path, *, vocab_size: int) -> None:
     if len(tok) > vocab_size:
         raise TokenizerError(f"tokenizer from {folder} has {len(tok)} tokens, more than vocab_size {vocab_size}")
     tok.save_pretrained(str(dest))
-    for name in ("vocab.json", "merges.txt", *_OPTIONAL_FILES):
+    for name in ("vocab.json", "merges.txt", *OPTIONAL_TOKENIZER_FILES):
         if (folder / name).is_file() and not (dest / name).exists():
             shutil.copyfile(folder / name, dest / name)
 
@@ -102,7 +93,7 @@ def _from_hub(repo_id: str, dest: Path, *, vocab_size: int) -> None:
     from hubtool.hub.pull import pull_repo
 
     try:
-        folder = pull_repo(repo_id, allow_patterns=[*TOKENIZER_FILES, *_OPTIONAL_FILES])
+        folder = pull_repo(repo_id, allow_patterns=[*TOKENIZER_FILES, *OPTIONAL_TOKENIZER_FILES])
     except HubError as exc:
         raise TokenizerError(f"cannot fetch the tokenizer of {repo_id}: {exc}") from None
     _from_folder(folder, dest, vocab_size=vocab_size)

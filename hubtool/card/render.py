@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hubtool.build.folder import write_json, write_text
+from hubtool.folder.io import read_json, write_json, write_text
 from hubtool.spec.catalog import spec_names, templates_dir
 from hubtool.errors import CardError, display_path
-from hubtool.folder.facts import folder_facts, read_json
+from hubtool.folder.facts import folder_facts
 from hubtool.spec.family import Family
 from hubtool.folder.names import (
     BENCHMARK_FILE, CARD_FILE, CONFIG_FILE, MEASUREMENTS_FILE, PROVENANCE_FILE, VERIFICATION_FILE,

@@ -7,61 +7,24 @@ header, sizes from the file system, training status from provenance or the weigh
 
 from __future__ import annotations
 
-import json
-import math
 from pathlib import Path
 from typing import Any
 
 from hubtool.errors import ArtifactError, display_path
-from hubtool.folder.names import CONFIG_FILE, PROVENANCE_FILE
-
-WEIGHT_SUFFIXES = (".safetensors",)
-_ST_DTYPES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16"}
-
-
-def read_json(path: Path) -> dict[str, Any] | None:
-    """A JSON file's content, or None when missing; an unreadable one is an error naming it."""
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ArtifactError(f"{display_path(path)}: not valid JSON ({exc})") from None
-
-
-def safetensors_header(path: Path) -> dict[str, Any]:
-    """The JSON header of a safetensors file (tensor names, dtypes, shapes, offsets)."""
-    try:
-        with open(path, "rb") as fh:
-            size = path.stat().st_size
-            raw_len = fh.read(8)
-            if len(raw_len) < 8:
-                raise ArtifactError(f"{display_path(path)}: truncated (no header)")
-            header_len = int.from_bytes(raw_len, "little")
-            if header_len <= 0 or 8 + header_len > size:
-                raise ArtifactError(f"{display_path(path)}: header length {header_len} exceeds the file size {size}")
-            header = json.loads(fh.read(header_len))
-    except OSError as exc:
-        raise ArtifactError(f"{display_path(path)}: cannot read ({exc.strerror or exc})") from None
-    except ValueError:
-        raise ArtifactError(f"{display_path(path)}: header is not valid JSON") from None
-    if not isinstance(header, dict):
-        raise ArtifactError(f"{display_path(path)}: header is not a mapping")
-    return header
+from hubtool.evidence.provenance import read_provenance
+from hubtool.folder.io import read_json_object
+from hubtool.folder.names import CONFIG_FILE, WEIGHT_SUFFIX
+from hubtool.folder.safetensors import dtype_name, read_header
 
 
 def weight_facts(folder: Path) -> dict[str, Any]:
     """Parameters, dtypes and bytes from every safetensors file's header (no tensor data read)."""
-    files = sorted(p for p in folder.iterdir() if p.suffix in WEIGHT_SUFFIXES and p.is_file())
+    files = sorted(p for p in folder.iterdir() if p.suffix == WEIGHT_SUFFIX and p.is_file())
     if not files:
         raise ArtifactError(f"{display_path(folder)}: no .safetensors weights")
-    tensors: dict[str, dict[str, Any]] = {}
-    for path in files:
-        for name, meta in safetensors_header(path).items():
-            if name != "__metadata__":
-                tensors[name] = meta
-    dtypes = sorted({_ST_DTYPES.get(m["dtype"], m["dtype"]) for m in tensors.values()})
-    stored = sum(math.prod(m["shape"]) for m in tensors.values())
+    tensors = {name: meta for path in files for name, meta in read_header(path).tensors.items()}
+    dtypes = sorted({dtype_name(m.dtype) for m in tensors.values()})
+    stored = sum(m.numel for m in tensors.values())
     lm_head = tensors.get("lm_head.weight")
     return {
         "files": {p.name: p.stat().st_size for p in files},
@@ -70,7 +33,7 @@ def weight_facts(folder: Path) -> dict[str, Any]:
         "parameters": stored,
         "dtypes": dtypes,
         "dtype": dtypes[0] if len(dtypes) == 1 else "mixed",
-        "lm_head_parameters": math.prod(lm_head["shape"]) if lm_head else 0,
+        "lm_head_parameters": lm_head.numel if lm_head else 0,
     }
 
 
@@ -98,12 +61,12 @@ def looks_untrained(folder: Path) -> bool | None:
 
 def folder_facts(folder: Path) -> dict[str, Any]:
     """Everything the card states about the model itself, read from its files."""
-    config = read_json(folder / CONFIG_FILE)
+    config = read_json_object(folder / CONFIG_FILE)
     if config is None:
         raise ArtifactError(f"{display_path(folder)}: no config.json (is this a model folder?)")
-    provenance = read_json(folder / PROVENANCE_FILE)
+    provenance = read_provenance(folder)
     weights = weight_facts(folder)
-    training = provenance.get("training") if provenance else None
+    training = provenance.training.model_dump() if provenance and provenance.training else None
     n_embd, n_head = config.get("n_embd"), config.get("n_head")
     tied = config.get("tie_word_embeddings", True)
     # A tied lm_head is one tensor with the embedding, however a writer stored it.
@@ -125,6 +88,6 @@ def folder_facts(folder: Path) -> dict[str, Any]:
         "weights": weights,
         "trained": bool(training) if provenance else (looks_untrained(folder) is False),
         "training": training,
-        "seed": provenance.get("seed") if provenance else None,
-        "spec_sha256": provenance.get("spec", {}).get("sha256") if provenance else None,
+        "seed": provenance.seed if provenance else None,
+        "spec_sha256": provenance.spec.sha256 if provenance else None,
     }

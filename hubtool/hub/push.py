@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hubtool.build.folder import read_provenance
+from hubtool.evidence.provenance import read_provenance
 from hubtool.runtime.environment import hubtool_version
 from hubtool.errors import ArtifactError, HubError, display_path
 from hubtool.folder.names import CARD_FILE, MEASUREMENT_FILES
@@ -85,7 +85,11 @@ def check_card(folder: Path, *, name: str) -> None:
 
 def default_commit_message(folder: Path) -> str:
     """Names the hubtool version and the spec the weights were built from."""
-    spec_hash = ((read_provenance(folder) or {}).get("spec") or {}).get("sha256")
+    try:
+        prov = read_provenance(folder)
+    except ArtifactError:
+        prov = None
+    spec_hash = prov.spec.sha256 if prov else None
     suffix = f" (spec sha256 {spec_hash[:12]})" if spec_hash else ""
     return f"Upload {folder.name} with hubtool {hubtool_version()}{suffix}"
 

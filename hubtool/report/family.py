@@ -18,7 +18,7 @@ from typing import Any
 
 from hubtool.bench.harness import REPORT_FILE, SCHEMA
 from hubtool.bench.phases import PHASES
-from hubtool.build.folder import write_json, write_text
+from hubtool.folder.io import write_json, write_text
 from hubtool.errors import ArtifactError, display_path
 from hubtool.spec.model import ModelSpec
 from hubtool.bench.stats import spearman

@@ -49,10 +49,16 @@ def git_state() -> dict[str, Any]:
 
     commit = git("rev-parse", "HEAD")
     if commit is None:
-        return {"commit": None, "dirty": None}
-    status = git("status", "--porcelain", "--untracked-files=no", "--", "hubtool", "pyproject.toml")
-    return {"commit": commit, "dirty": bool(status)}
+        return {"commit": None, "dirty": None, "untracked": None}
+    status = git("status", "--porcelain", "--untracked-files=all", "--", "hubtool", "pyproject.toml") or ""
+    lines = [line for line in status.splitlines() if line.strip()]
+    # An untracked module under hubtool/ changes what runs as much as an edited one.
+    untracked = sum(1 for line in lines if line.startswith("??") and not line.rstrip().endswith(".pyc"))
+    changed = sum(1 for line in lines if not line.startswith("??"))
+    return {"commit": commit, "dirty": bool(changed or untracked), "untracked": untracked}
 
 
 def hubtool_identity() -> dict[str, Any]:
-    return {"version": hubtool_version(), "git_commit": git_state()["commit"], "git_dirty": git_state()["dirty"]}
+    state = git_state()
+    return {"version": hubtool_version(), "git_commit": state["commit"], "git_dirty": state["dirty"],
+            "untracked": state["untracked"]}

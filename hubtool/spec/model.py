@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from hubtool.errors import SpecError
+from hubtool.folder import safetensors
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -54,8 +55,7 @@ BUILD_KEYS: dict[str, tuple[type, Any]] = {
     "description": (_STR, ""),
     "role": (_STR, ""),
 }
-DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
-_SAFETENSORS_DTYPE = {"float32": "F32", "float16": "F16", "bfloat16": "BF16"}
+DTYPES = ("float32", "float16", "bfloat16")  # weight dtypes a spec may declare
 
 # Bump when the build output for an unchanged spec changes, so old folders are rebuilt.
 BUILD_FORMAT = 1
@@ -123,6 +123,31 @@ def _unknown_key_error(path: Path, key: Any, allowed: list[str]) -> SpecError:
     return SpecError(path, f"unknown key '{key}'{hint}", key=str(key))
 
 
+def gpt2_tensor_shapes(config: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+    """Every tensor of a GPT2LMHeadModel with these GPT2Config values (a spec's or a config.json's)."""
+    e, v, p = int(config["n_embd"]), int(config["vocab_size"]), int(config["n_positions"])
+    inner = int(config.get("n_inner") or 4 * e)
+    shapes: dict[str, tuple[int, ...]] = {
+        "transformer.wte.weight": (v, e),
+        "transformer.wpe.weight": (p, e),
+        "transformer.ln_f.weight": (e,),
+        "transformer.ln_f.bias": (e,),
+    }
+    for i in range(int(config["n_layer"])):
+        h = f"transformer.h.{i}."
+        shapes.update({
+            h + "ln_1.weight": (e,), h + "ln_1.bias": (e,),
+            h + "attn.c_attn.weight": (e, 3 * e), h + "attn.c_attn.bias": (3 * e,),
+            h + "attn.c_proj.weight": (e, e), h + "attn.c_proj.bias": (e,),
+            h + "ln_2.weight": (e,), h + "ln_2.bias": (e,),
+            h + "mlp.c_fc.weight": (e, inner), h + "mlp.c_fc.bias": (inner,),
+            h + "mlp.c_proj.weight": (inner, e), h + "mlp.c_proj.bias": (e,),
+        })
+    if not config.get("tie_word_embeddings", True):
+        shapes["lm_head.weight"] = (v, e)
+    return shapes
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """One validated model spec. ``config`` holds GPT2Config keyword arguments."""
@@ -148,27 +173,7 @@ class ModelSpec:
 
     def tensor_shapes(self) -> dict[str, tuple[int, ...]]:
         """Every tensor ``save_pretrained`` writes for GPT2LMHeadModel, with its shape."""
-        c = self.config
-        e, inner, v, p = c["n_embd"], c["n_inner"], c["vocab_size"], c["n_positions"]
-        shapes: dict[str, tuple[int, ...]] = {
-            "transformer.wte.weight": (v, e),
-            "transformer.wpe.weight": (p, e),
-            "transformer.ln_f.weight": (e,),
-            "transformer.ln_f.bias": (e,),
-        }
-        for i in range(c["n_layer"]):
-            h = f"transformer.h.{i}."
-            shapes.update({
-                h + "ln_1.weight": (e,), h + "ln_1.bias": (e,),
-                h + "attn.c_attn.weight": (e, 3 * e), h + "attn.c_attn.bias": (3 * e,),
-                h + "attn.c_proj.weight": (e, e), h + "attn.c_proj.bias": (e,),
-                h + "ln_2.weight": (e,), h + "ln_2.bias": (e,),
-                h + "mlp.c_fc.weight": (e, inner), h + "mlp.c_fc.bias": (inner,),
-                h + "mlp.c_proj.weight": (inner, e), h + "mlp.c_proj.bias": (e,),
-            })
-        if not c["tie_word_embeddings"]:
-            shapes["lm_head.weight"] = (v, e)
-        return shapes
+        return gpt2_tensor_shapes(self.config)
 
     @property
     def parameters(self) -> int:
@@ -178,7 +183,7 @@ class ModelSpec:
     @property
     def weight_bytes(self) -> int:
         """Exact size of the ``model.safetensors`` file that ``build`` writes."""
-        return safetensors_file_size(self.tensor_shapes(), self.dtype)
+        return safetensors.file_size(self.tensor_shapes(), self.dtype)
 
     @property
     def spec_hash(self) -> str:
@@ -213,29 +218,6 @@ class ModelSpec:
             "parameters": self.parameters,
             "weight_bytes": self.weight_bytes,
         }
-
-
-def safetensors_file_size(shapes: dict[str, tuple[int, ...]], dtype: str) -> int:
-    """Size of a safetensors file as the ``safetensors`` library writes it.
-
-    Layout: 8-byte header length, a compact JSON header (``__metadata__`` first, then the
-    tensors sorted by name; all share one dtype here) padded with spaces to a multiple of
-    8, then the raw data.
-    """
-    item = DTYPE_BYTES[dtype]
-    header: dict[str, Any] = {"__metadata__": {"format": "pt"}}
-    offset = 0
-    for name in sorted(shapes):
-        nbytes = math.prod(shapes[name]) * item
-        header[name] = {
-            "dtype": _SAFETENSORS_DTYPE[dtype],
-            "shape": list(shapes[name]),
-            "data_offsets": [offset, offset + nbytes],
-        }
-        offset += nbytes
-    header_len = len(json.dumps(header, separators=(",", ":")).encode())
-    header_len += -header_len % 8
-    return 8 + header_len + offset
 
 
 def parse_spec(path: Path, data: dict[str, Any]) -> ModelSpec:
@@ -282,8 +264,8 @@ def parse_spec(path: Path, data: dict[str, Any]) -> ModelSpec:
     build = {key: _typed(path, key, data.get(key, default), kind) for key, (kind, default) in BUILD_KEYS.items()}
     if build["seed"] < 0:
         raise SpecError(path, f"seed must be >= 0, got {build['seed']}", key="seed")
-    if build["dtype"] not in DTYPE_BYTES:
-        raise SpecError(path, f"dtype '{build['dtype']}' is not one of {', '.join(DTYPE_BYTES)}", key="dtype")
+    if build["dtype"] not in DTYPES:
+        raise SpecError(path, f"dtype '{build['dtype']}' is not one of {', '.join(DTYPES)}", key="dtype")
     if not build["tokenizer"].strip():
         raise SpecError(path, "tokenizer must not be empty", key="tokenizer")
     return ModelSpec(name=name, path=path, config=config, **build)

@@ -27,16 +27,16 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
-from hubtool.build.folder import apply_umask, read_provenance, safetensors_digests, write_json
-from hubtool.folder.names import PROVENANCE_FILE, WEIGHTS_FILE
+from hubtool.evidence.provenance import FileRecord, TensorRecord, TrainingRecord, TrainingRun, read_provenance
+from hubtool.folder.io import apply_umask
+from hubtool.folder.safetensors import tensor_digests
+from hubtool.folder.names import CONFIG_FILE, LOSS_JSON, LOSS_PNG, PROVENANCE_FILE, WEIGHTS_FILE
 from hubtool.train.corpus import PackedCorpus, load_corpus, pack
 from hubtool.errors import ArtifactError, TrainError, UsageError, display_path
-from hubtool.build.tokenizer import sha256_file
+from hubtool.folder.hashing import sha256_file
 
 CHECKPOINT_DIR = ".train-checkpoint"
 CHECKPOINT_FILE = "state.pt"
-LOSS_JSON = "train_loss.json"
-LOSS_PNG = "train_loss.png"
 OPTIMIZER = "AdamW (betas 0.9/0.999, eps 1e-8, weight decay 0, constant learning rate)"
 
 
@@ -111,7 +111,7 @@ def _settings(folder: Path, given: dict[str, Any], checkpoint: dict[str, Any] | 
                     f"{key}={getattr(base, key)!r}, not {value!r}; resume with the same options or start over without --resume"
                 )
     settings = replace(base, **given)
-    config = json.loads((folder / "config.json").read_text())
+    config = json.loads((folder / CONFIG_FILE).read_text())
     limit = config.get("n_positions") or config.get("max_position_embeddings")
     for key in ("steps", "seq_len", "batch_size", "checkpoint_every"):
         if getattr(settings, key) < 1:
@@ -174,7 +174,7 @@ def _plot(points: list[tuple[int, float]], path: Path, *, title: str) -> None:
     plt.close(fig)
 
 
-def _previous_curve(folder: Path, previous: dict[str, Any] | None) -> list[tuple[int, float]]:
+def _previous_curve(folder: Path, previous: TrainingRecord | None) -> list[tuple[int, float]]:
     if not previous:
         return []
     try:
@@ -196,9 +196,11 @@ def _write_outputs(
     threads: int,
 ) -> int:
     """Weights, loss curve and provenance, each written to a temp file and renamed in. Returns total steps."""
-    prov = read_provenance(folder) or {}
-    previous = prov.get("training")
-    done = previous["steps"] if previous else 0
+    prov = read_provenance(folder)
+    if prov is None:
+        raise ArtifactError(f"{display_path(folder)}: no {PROVENANCE_FILE}; only folders built by hubtool can be trained")
+    previous = prov.training
+    done = previous.steps if previous else 0
     tokens = settings.steps * settings.batch_size * settings.seq_len
     curve = _previous_curve(folder, previous) + [(done + i + 1, loss) for i, loss in enumerate(losses)]
 
@@ -210,35 +212,38 @@ def _write_outputs(
             json.dumps({"step": [s for s, _ in curve], "loss": [v for _, v in curve]}) + "\n"
         )
         apply_umask(staging)
-        files = prov.setdefault("files", {})
+        files = dict(prov.files)
         for name in (WEIGHTS_FILE, LOSS_PNG, LOSS_JSON):
-            files[name] = {"sha256": sha256_file(staging / name), "size": (staging / name).stat().st_size}
-        prov["tensors"] = safetensors_digests(staging / WEIGHTS_FILE)
+            files[name] = FileRecord(sha256=sha256_file(staging / name), size=(staging / name).stat().st_size)
         corpus = packed.record()
-        run = {
-            "steps": settings.steps, "tokens": tokens, "seq_len": settings.seq_len,
-            "batch_size": settings.batch_size, "lr": settings.lr, "seed": settings.seed,
-            "processes": processes, "torch_threads": threads, "corpus_sha256": corpus["sha256"],
-            "first_loss": losses[0], "final_loss": losses[-1], "weights_before": weights_before,
-            "weights_after": files[WEIGHTS_FILE]["sha256"],
-        }
-        prov["training"] = {
-            "steps": done + settings.steps,
-            "tokens": (previous["tokens"] if previous else 0) + tokens,
-            "seq_len": settings.seq_len,
-            "batch_size": settings.batch_size,
-            "lr": settings.lr,
-            "seed": settings.seed,
-            "processes": processes,
-            "optimizer": OPTIMIZER,
-            "corpus": corpus,
-            "final_loss": losses[-1],
-            "loss_curve": LOSS_JSON,
-            "runs": (previous.get("runs", []) if previous else []) + [run],
-        }
+        run = TrainingRun(
+            steps=settings.steps, tokens=tokens, seq_len=settings.seq_len, batch_size=settings.batch_size,
+            lr=settings.lr, seed=settings.seed, processes=processes, torch_threads=threads,
+            corpus_sha256=corpus["sha256"], first_loss=losses[0], final_loss=losses[-1],
+            weights_before=weights_before, weights_after=files[WEIGHTS_FILE].sha256,
+        )
+        training = TrainingRecord(
+            steps=done + settings.steps,
+            tokens=(previous.tokens if previous else 0) + tokens,
+            seq_len=settings.seq_len,
+            batch_size=settings.batch_size,
+            lr=settings.lr,
+            seed=settings.seed,
+            processes=processes,
+            optimizer=OPTIMIZER,
+            corpus=corpus,
+            final_loss=losses[-1],
+            loss_curve=LOSS_JSON,
+            runs=[*(previous.runs if previous else []), run],
+        )
+        updated = prov.model_copy(update={
+            "files": files,
+            "tensors": {k: TensorRecord(**v) for k, v in tensor_digests(staging / WEIGHTS_FILE).items()},
+            "training": training,
+        })
         for name in (WEIGHTS_FILE, LOSS_PNG, LOSS_JSON):
             os.replace(staging / name, folder / name)
-        write_json(folder / PROVENANCE_FILE, prov)
+        updated.write(folder / PROVENANCE_FILE)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return done + settings.steps
@@ -263,7 +268,7 @@ def train_model(
     Nothing in the folder changes unless the run completes.
     """
     folder = Path(folder)
-    if not (folder / WEIGHTS_FILE).is_file() or not (folder / "config.json").is_file():
+    if not (folder / WEIGHTS_FILE).is_file() or not (folder / CONFIG_FILE).is_file():
         raise ArtifactError(f"{display_path(folder)}: not a built model folder (no {WEIGHTS_FILE} or config.json)")
     checkpoint_path = folder / CHECKPOINT_DIR / CHECKPOINT_FILE
     checkpoint = _load_checkpoint(checkpoint_path) if resume else None

@@ -25,7 +25,8 @@ from typing import Any, Callable
 
 from hubtool.card.audit import audit_card
 from hubtool.backends import BACKENDS
-from hubtool.build.folder import read_provenance, write_json
+from hubtool.evidence.provenance import read_provenance
+from hubtool.folder.io import write_json
 from hubtool.spec.catalog import artifacts_root, is_spec_path, resolve_spec, spec_names
 from hubtool.errors import ArtifactError, UsageError, display_path
 from hubtool.folder.names import CONFIG_FILE, VERIFICATION_FILE
@@ -85,9 +86,8 @@ def resolve_target(target: str, *, out: Path | str | None = None, endpoint: str 
     """Spec name or spec file -> built folder; local folder as is; ORG/NAME[@REV] -> pulled folder."""
     path = Path(target)
     if path.is_dir():
-        prov = read_provenance(path) or {}
-        spec = prov.get("spec") or {}
-        return Target(path.resolve().name, path, spec.get("config"), spec.get("dtype"))
+        prov = _provenance_or_none(path)
+        return Target(path.resolve().name, path, prov.spec.config if prov else None, prov.spec.dtype if prov else None)
     if is_spec_path(target) or target in spec_names():
         spec = resolve_spec(target)
         folder = artifacts_root(out) / spec.name
@@ -100,11 +100,18 @@ def resolve_target(target: str, *, out: Path | str | None = None, endpoint: str 
         repo_id, revision = parse_repo_ref(target)
         folder = pull_repo(target, endpoint=endpoint)
         commit = folder.name if re.fullmatch(r"[0-9a-f]{40}", folder.name) else None
-        prov = read_provenance(folder) or {}
-        spec = prov.get("spec") or {}
-        return Target(repo_id, folder, spec.get("config"), spec.get("dtype"), repo_id, revision or commit)
+        prov = _provenance_or_none(folder)
+        return Target(repo_id, folder, prov.spec.config if prov else None, prov.spec.dtype if prov else None,
+                      repo_id, revision or commit)
     names = ", ".join(spec_names()) or "none"
     raise UsageError(f"'{target}' is not a folder, a spec name ({names}) or a Hub repo id ORG/NAME[@REV]")
+
+
+def _provenance_or_none(folder: Path):
+    try:
+        return read_provenance(folder)
+    except ArtifactError:
+        return None  # the weight checks report it
 
 
 def parse_backends(backends: str | list[str] | tuple[str, ...] | None) -> list[str]:

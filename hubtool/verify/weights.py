@@ -9,22 +9,18 @@ Pickle files are refused unless allowed: loading one can run arbitrary code.
 
 from __future__ import annotations
 
-import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hubtool.build.folder import safetensors_digests
-from hubtool.folder.names import PROVENANCE_FILE
-from hubtool.spec.model import ModelSpec
+from hubtool.errors import ArtifactError
+from hubtool.evidence.provenance import read_provenance
+from hubtool.folder import safetensors
+from hubtool.folder.io import read_json_object
+from hubtool.folder.names import CONFIG_FILE, PROVENANCE_FILE, WEIGHT_SUFFIX
+from hubtool.spec.model import gpt2_tensor_shapes
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pkl", ".pth")
-SAFETENSORS_ITEMSIZE = {
-    "F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1,
-}
-DTYPE_CODE = {"float32": "F32", "float16": "F16", "bfloat16": "BF16", "float64": "F64"}
-CONFIG_FILE = "config.json"
 # Non-persistent attention buffers that old GPT-2 checkpoints carry: not weights.
 BUFFER_SUFFIXES = (".attn.bias", ".attn.masked_bias")
 _LIST_LIMIT = 5
@@ -47,65 +43,14 @@ def _names(items: list[str]) -> str:
 
 def read_config(folder: Path) -> dict[str, Any] | None:
     try:
-        data = json.loads((folder / CONFIG_FILE).read_text())
-    except (OSError, ValueError):
+        return read_json_object(folder / CONFIG_FILE)
+    except ArtifactError:
         return None
-    return data if isinstance(data, dict) else None
 
 
 def expected_shapes(config: dict[str, Any]) -> dict[str, tuple[int, ...]]:
     """Every tensor a GPT2LMHeadModel with this config.json has, with its shape."""
-    keys = ("n_embd", "n_layer", "n_head", "n_positions", "vocab_size")
-    arch = {k: int(config[k]) for k in keys}
-    arch["n_inner"] = int(config.get("n_inner") or 4 * arch["n_embd"])
-    arch["tie_word_embeddings"] = bool(config.get("tie_word_embeddings", True))
-    return ModelSpec(name="config", path=Path(CONFIG_FILE), config=arch).tensor_shapes()
-
-
-def safetensors_problems(path: Path) -> tuple[dict[str, dict[str, Any]], list[str]]:
-    """Parse a safetensors header and check it against the file: (header tensors, problems)."""
-    name = path.name
-    size = path.stat().st_size
-    if size < 8:
-        return {}, [f"{name}: truncated: {size} bytes, not even a header length"]
-    with open(path, "rb") as fh:
-        header_len = int.from_bytes(fh.read(8), "little")
-        if 8 + header_len > size:
-            return {}, [f"{name}: truncated: header needs {header_len:,} bytes, file has {size - 8:,}"]
-        try:
-            header = json.loads(fh.read(header_len))
-        except ValueError as exc:
-            return {}, [f"{name}: unreadable header: {exc}"]
-    if not isinstance(header, dict):
-        return {}, [f"{name}: header is not a mapping"]
-    tensors = {k: v for k, v in header.items() if k != "__metadata__"}
-    problems = []
-    data_len = size - 8 - header_len
-    spans = []
-    for tname, meta in sorted(tensors.items()):
-        try:
-            dtype, shape, (start, end) = meta["dtype"], list(meta["shape"]), meta["data_offsets"]
-        except (KeyError, TypeError, ValueError):
-            problems.append(f"{name}: tensor {tname}: malformed header entry")
-            continue
-        item = SAFETENSORS_ITEMSIZE.get(dtype)
-        if item is None:
-            problems.append(f"{name}: tensor {tname}: unknown dtype {dtype}")
-            continue
-        want = math.prod(shape) * item
-        if end - start != want:
-            problems.append(
-                f"{name}: tensor {tname}: header says {dtype} {shape} ({want:,} bytes) "
-                f"but its data spans {end - start:,} bytes"
-            )
-        if end > data_len:
-            problems.append(f"{name}: truncated: tensor {tname} ends at byte {end:,} of data, file has {data_len:,}")
-        spans.append((start, end, tname))
-    spans.sort()
-    for (s1, e1, n1), (s2, _e2, n2) in zip(spans, spans[1:]):
-        if s2 < e1:
-            problems.append(f"{name}: tensors {n1} and {n2} overlap")
-    return tensors, problems
+    return gpt2_tensor_shapes(config)
 
 
 def _pickle_files(folder: Path) -> list[str]:
@@ -122,7 +67,7 @@ def pickle_digests(paths: list[Path]) -> dict[str, dict[str, Any]]:
     for path in paths:
         state = torch.load(path, map_location="cpu", weights_only=True)
         for name, tensor in state.items():
-            code = DTYPE_CODE.get(str(tensor.dtype).removeprefix("torch."), str(tensor.dtype))
+            code = safetensors.dtype_code(str(tensor.dtype).removeprefix("torch."))
             data = tensor.contiguous().view(torch.uint8).numpy().tobytes()
             out[name] = {"dtype": code, "shape": list(tensor.shape), "sha256": hashlib.sha256(data).hexdigest()}
     return out
@@ -191,17 +136,17 @@ def _config_check(config: dict[str, Any], *, spec_config: dict[str, Any] | None,
 
 
 def _read_tensors(folder: Path, checks: list[Check], pickles: list[str]) -> dict[str, dict[str, Any]] | None:
-    files = sorted(folder.glob("*.safetensors"))
+    files = sorted(folder.glob(f"*{WEIGHT_SUFFIX}"))
     if not files and not pickles:
         checks.append(Check("safetensors file", "failed", "no *.safetensors weights file in the folder"))
         return None
     digests: dict[str, dict[str, Any]] = {}
     problems: list[str] = []
     for path in files:
-        _header, found = safetensors_problems(path)
+        _header, found = safetensors.inspect(path)
         problems.extend(found)
         if not found:
-            digests.update(safetensors_digests(path))
+            digests.update(safetensors.tensor_digests(path))
     if problems:
         checks.append(Check("safetensors file", "failed", "; ".join(problems[:_LIST_LIMIT])))
         return None
@@ -233,7 +178,7 @@ def _tensor_checks(
                   else Check("tensor shapes", "passed", "every shape matches config.json"))
 
     declared = spec_dtype or config.get("dtype") or config.get("torch_dtype") or "float32"
-    code = DTYPE_CODE.get(declared, declared)
+    code = safetensors.dtype_code(declared)
     wrong_dtype = sorted(n for n in have if digests[n]["dtype"] != code)
     checks.append(Check("dtype", "failed", f"declared {declared} ({code}); " + ", ".join(
         f"{n} is {digests[n]['dtype']}" for n in wrong_dtype[:_LIST_LIMIT])) if wrong_dtype
@@ -253,9 +198,10 @@ def _tensor_checks(
 
 def _provenance_check(folder: Path, digests: dict[str, dict[str, Any]]) -> Check:
     try:
-        recorded = json.loads((folder / PROVENANCE_FILE).read_text()).get("tensors")
-    except (OSError, ValueError, AttributeError):
-        recorded = None
+        prov = read_provenance(folder)
+    except ArtifactError as exc:
+        return Check("bit-identical to build", "failed", str(exc))
+    recorded = {name: t.model_dump() for name, t in prov.tensors.items()} if prov else None
     if not recorded:
         return Check("bit-identical to build", "skipped", f"no {PROVENANCE_FILE} with tensor digests")
     changed = sorted(n for n, meta in recorded.items() if n in digests and digests[n]["sha256"] != meta.get("sha256"))
