@@ -237,17 +237,13 @@ def _check(claim: Claim, facts: dict[str, Any], backends: dict[str, Any] | None)
             claim.detail = f"verification: {status}{reason}"
 
 
-def audit_card(folder: Path, *, backends: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Check README.md's claims against the folder's files and verified backend statuses.
+def audit_text(text: str, facts: dict[str, Any], *, backends: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Check a card's claims against ``facts`` (``hubtool.folder.facts``) and verified backend statuses.
 
     ``backends`` is a verification report's "backends" mapping (None: not verified).
-    Status: passed, failed (a contradiction), no-claims (nothing checkable) or no-card.
+    Status: passed, failed (a contradiction) or no-claims (nothing checkable).
     """
-    card = folder / CARD_FILE
-    if not card.is_file():
-        return {"status": "no-card", "file": CARD_FILE, "claims": [], "contradictions": 0, "checked": 0}
-    facts = folder_facts(folder)
-    claims = extract_claims(card.read_text(encoding="utf-8", errors="replace"))
+    claims = extract_claims(text)
     for claim in claims:
         _check(claim, facts, backends)
     contradictions = sum(c.status == "contradiction" for c in claims)
@@ -260,6 +256,14 @@ def audit_card(folder: Path, *, backends: dict[str, Any] | None = None) -> dict[
         "contradictions": contradictions,
         "checked": checked,
     }
+
+
+def audit_card(folder: Path, *, backends: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Audit the folder's README.md against its files (status no-card when there is none)."""
+    card = folder / CARD_FILE
+    if not card.is_file():
+        return {"status": "no-card", "file": CARD_FILE, "claims": [], "contradictions": 0, "checked": 0}
+    return audit_text(card.read_text(encoding="utf-8", errors="replace"), folder_facts(folder), backends=backends)
 
 
 def contradiction_lines(audit: dict[str, Any]) -> list[str]:
