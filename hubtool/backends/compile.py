@@ -2,9 +2,17 @@
 
 ``torch.compile(model).generate()`` compiles nothing (generate calls the uncompiled
 module), so the forward method is replaced. A compiled number is only honest when
-Inductor really produced the code: graphs are routed through a thin wrapper around
-Inductor's entry point that counts them, and Dynamo's own counters give graph breaks,
-recompiles and frames it gave up on (which then ran eagerly: a silent fallback).
+Inductor really produced the code. Three witnesses must agree: Dynamo's counters
+(graphs captured, graph breaks, recompiles, frames that failed and ran eagerly), the
+graphs handed to Inductor's entry point (a thin counting wrapper), and Inductor's own
+evidence: each compiled graph is an FX-graph-cache miss (code generated) or hit (code
+loaded), and its output-code modules are loaded from Inductor's code cache. A backend
+that hands back the uncompiled graph (what a silent fallback to eager or aot_eager does)
+passes the first two and fails the third, and ``proof`` names it.
+
+``dynamic=True`` compiles shape-generic code, so the graphs do not depend on the prompt
+lengths a caller happens to use first: verify's parity run and bench's cells then need the
+same graphs and the second finds them in the shared Inductor cache.
 """
 
 from __future__ import annotations
@@ -13,33 +21,46 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hubtool.backends.common import Loaded, load_transformers
-
-ATTN_IMPLEMENTATION = "sdpa"
+from hubtool.backends import attention
+from hubtool.backends.attention import Loaded
 
 
 def load(
-    folder: Path, *, device: str = "cpu", dtype: str = "float32", mode: str | None = None, dynamic: bool | None = None
+    folder: Path, *, device: str = "cpu", dtype: str = "float32", attn_implementation: str = "sdpa",
+    mode: str | None = None, dynamic: bool | None = True,
 ) -> Loaded:
-    """Load with SDPA attention and compile ``forward``; compilation happens on the first call.
+    """Load with the given attention and compile ``forward``; compilation happens on the first call.
 
-    ``dynamic`` is torch.compile's: None specializes on the first shapes and recompiles
-    dynamically when they change; True compiles shape-generic code from the start.
+    ``dynamic`` is torch.compile's: True compiles shape-generic code from the start; None
+    specializes on the first shapes and recompiles dynamically when they change.
     """
     import torch
     from torch._dynamo.utils import counters
 
-    loaded = load_transformers(
-        folder, backend="compile", attn_implementation=ATTN_IMPLEMENTATION, device=device, dtype=dtype
-    )
-    torch._dynamo.reset()
-    counters.clear()
-    inductor = _CountingInductor(mode)
+    loaded = attention.load(folder, device=device, dtype=dtype, attn_implementation=attn_implementation)
+    if not _STATE:  # once per process: a second model (verify's probe) shares the compiled code and counters
+        torch._dynamo.reset()
+        counters.clear()
+        _STATE.append(_CountingInductor(mode))
+    inductor = _STATE[0]
     loaded.model.forward = torch.compile(loaded.model.forward, backend=inductor, dynamic=dynamic)
     loaded.info.update(compiler_backend="inductor", compile_mode=mode or "default", compile_dynamic=dynamic)
     loaded.refresh = lambda: _stats(inductor)
     loaded.refresh_info()
     return loaded
+
+
+_STATE: list[_CountingInductor] = []  # the process's one counting backend
+
+
+def _output_code_modules() -> set[str]:
+    """Inductor output-code modules (a compiled graph's ``call``) loaded in this process.
+
+    Workers are fresh processes, so every one of them was generated or loaded for this model.
+    """
+    from torch._inductor.codecache import PyCodeCache
+
+    return {getattr(m, "__file__", None) or m.__name__ for m in list(PyCodeCache.modules) if hasattr(m, "call")}
 
 
 class _CountingInductor:
@@ -67,6 +88,7 @@ def _stats(inductor: _CountingInductor) -> dict[str, Any]:
 
     metrics = get_compilation_metrics()
     frame_seconds = sum(m.entire_frame_compile_time_s or 0.0 for m in metrics)
+    loaded_code = _output_code_modules()
     return {
         "graphs": counters["stats"]["unique_graphs"],
         "inductor_graphs": inductor.graphs,
@@ -78,12 +100,23 @@ def _stats(inductor: _CountingInductor) -> dict[str, Any]:
         "inductor_seconds": round(inductor.seconds, 4),
         "fxgraph_cache_hits": counters["inductor"].get("fxgraph_cache_hit", 0),
         "fxgraph_cache_misses": counters["inductor"].get("fxgraph_cache_miss", 0),
+        "fxgraph_cache_bypasses": counters["inductor"].get("fxgraph_cache_bypass", 0),
+        "output_code_modules": len(loaded_code),
+        "inductor_cache_dir": _cache_dir(),
     }
 
 
-def proof_problems(info: dict[str, Any]) -> list[str]:
+def _cache_dir() -> str | None:
+    try:
+        from torch._inductor.runtime.cache_dir_utils import cache_dir
+    except ImportError:
+        return None
+    return cache_dir()
+
+
+def proof(info: dict[str, Any]) -> list[str]:
     """Why a compiled run does not count as compiled (empty when Inductor really ran everything)."""
-    problems = []
+    problems = attention.proof(info)
     if info.get("compiler_backend") != "inductor":
         problems.append(f"compiler backend is {info.get('compiler_backend')!r}, not inductor")
     if not info.get("graphs"):
@@ -94,4 +127,12 @@ def proof_problems(info: dict[str, Any]) -> list[str]:
         )
     if info.get("failed_frames"):
         problems.append(f"{info['failed_frames']} frame(s) failed to compile and fell back to eager")
+    inductor_built = info.get("fxgraph_cache_hits", 0) + info.get("fxgraph_cache_misses", 0) + info.get(
+        "fxgraph_cache_bypasses", 0)
+    if info.get("inductor_graphs") and (not info.get("output_code_modules") or inductor_built < info["inductor_graphs"]):
+        problems.append(
+            f"Inductor generated or loaded no code for {info['inductor_graphs'] - min(inductor_built, info['inductor_graphs'])}"
+            f" of {info['inductor_graphs']} graph(s) ({info.get('output_code_modules', 0)} output-code modules): "
+            "the graphs ran uncompiled (a silent fallback)"
+        )
     return problems

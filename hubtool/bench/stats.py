@@ -131,3 +131,125 @@ def spearman(x: Sequence[float], y: Sequence[float]) -> float | None:
     if sxx == 0 or syy == 0:
         return None
     return sxy / math.sqrt(sxx * syy)
+
+
+HIERARCHICAL_METHOD = (
+    "hierarchical percentile bootstrap of the median: resample worker processes with replacement, "
+    "then each chosen process's samples, pool and take the median; 2000 resamples, seeded"
+)
+
+
+def _hierarchical_medians(groups: Sequence[Sequence[float]], *, rng, resamples: int):
+    """Medians of ``resamples`` two-stage resamples (processes, then samples within each)."""
+    import numpy as np
+
+    arrays = [_array(g) for g in groups if len(g)]
+    if not arrays:
+        raise ValueError("need at least one group with samples")
+    k = len(arrays)
+    medians = np.empty(resamples)
+    picks = rng.integers(0, k, size=(resamples, k))
+    for r in range(resamples):
+        pooled = [arrays[i][rng.integers(0, arrays[i].size, size=arrays[i].size)] for i in picks[r]]
+        medians[r] = np.median(np.concatenate(pooled))
+    return medians
+
+
+def hierarchical_median_ci(
+    groups: Sequence[Sequence[float]], *, seed: int = 0, resamples: int = BOOTSTRAP_RESAMPLES, level: float = CI_LEVEL,
+) -> tuple[float, float]:
+    """95% interval of the pooled median that includes the variance between processes.
+
+    With one process this is the ordinary bootstrap; with several, a process whose samples
+    all sit apart from the others' widens the interval, as a re-run on another process
+    would move the median.
+    """
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    medians = _hierarchical_medians(groups, rng=rng, resamples=resamples)
+    alpha = (1.0 - level) / 2.0
+    lo, hi = np.quantile(medians, [alpha, 1.0 - alpha])
+    return float(lo), float(hi)
+
+
+def hierarchical_ratio(
+    a: Sequence[Sequence[float]], b: Sequence[Sequence[float]], *, seed: int = 0,
+    resamples: int = BOOTSTRAP_RESAMPLES, level: float = CI_LEVEL,
+) -> dict[str, Any]:
+    """median(a) / median(b) with a hierarchical bootstrap interval (a and b resampled independently)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    ma = _hierarchical_medians(a, rng=rng, resamples=resamples)
+    mb = _hierarchical_medians(b, rng=rng, resamples=resamples)
+    alpha = (1.0 - level) / 2.0
+    lo, hi = np.quantile(ma / mb, [alpha, 1.0 - alpha])
+    pooled_a = np.concatenate([_array(g) for g in a if len(g)])
+    pooled_b = np.concatenate([_array(g) for g in b if len(g)])
+    return {"ratio": float(np.median(pooled_a) / np.median(pooled_b)), "ci95": [float(lo), float(hi)]}
+
+
+def median_order_ci(samples: Sequence[float], *, z: float = 1.96) -> tuple[float, float]:
+    """Distribution-free ~95% interval of the median from order statistics (cheap: the stopping rule's)."""
+    values = sorted(samples)
+    n = len(values)
+    half = z * math.sqrt(n) / 2
+    lo = max(0, int(math.floor(n / 2 - half)))
+    hi = min(n - 1, int(math.ceil(n / 2 + half)) - 1)
+    return values[lo], values[hi]
+
+
+def summarize_processes(groups: Sequence[Sequence[float]], *, unit: str, seed: int = 0) -> dict[str, Any]:
+    """The Stats block of a phase measured in several processes (raw samples stay in the process records)."""
+    import numpy as np
+
+    kept = [list(g) for g in groups if len(g)]
+    pooled = _array([v for g in kept for v in g])
+    q1, q3 = np.quantile(pooled, [0.25, 0.75])
+    tail = pooled.size >= TAIL_MIN_N
+    return {
+        "unit": unit,
+        "n": int(pooled.size),
+        "processes": len(kept),
+        "median": float(np.median(pooled)),
+        "mean": float(np.mean(pooled)),
+        "stdev": float(np.std(pooled, ddof=1)) if pooled.size > 1 else 0.0,
+        "iqr": float(q3 - q1),
+        "ci95": list(hierarchical_median_ci(kept, seed=seed)),
+        "ci_method": HIERARCHICAL_METHOD,
+        "process_medians": [float(np.median(g)) for g in kept],
+        "p50": float(np.quantile(pooled, 0.5)),
+        "p90": float(np.quantile(pooled, 0.90)) if pooled.size >= 10 else None,
+        "p95": float(np.quantile(pooled, 0.95)) if tail else None,
+        "p99": float(np.quantile(pooled, 0.99)) if tail else None,
+        "outliers": count_outliers(pooled),
+    }
+
+
+def spearman_test(x: Sequence[float], y: Sequence[float], *, seed: int = 0, samples: int = 20_000) -> dict[str, Any]:
+    """Spearman's rho with its n and a two-sided permutation p-value (exact for n <= 8).
+
+    With the handful of models a family has, a bare rho says little: with n = 4 a rho of
+    1.0 happens by chance once in 24 orderings. The p-value is the share of orderings of
+    ``y`` whose |rho| is at least the observed one.
+    """
+    import itertools
+    import random
+
+    rho = spearman(x, y)
+    n = len(x)
+    if rho is None:
+        return {"rho": None, "n": n, "p_value": None, "p_method": None}
+    observed = abs(rho) - 1e-12
+    ys = list(y)
+    if n <= 8:
+        perms = list(itertools.permutations(ys))
+        hits = sum(1 for perm in perms if abs(spearman(x, perm) or 0.0) >= observed)
+        return {"rho": rho, "n": n, "p_value": hits / len(perms), "p_method": f"exact, all {len(perms)} orderings"}
+    rng = random.Random(seed)
+    hits = 0
+    for _ in range(samples):
+        rng.shuffle(ys)
+        hits += abs(spearman(x, ys) or 0.0) >= observed
+    return {"rho": rho, "n": n, "p_value": (hits + 1) / (samples + 1), "p_method": f"{samples} seeded random orderings"}

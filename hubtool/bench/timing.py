@@ -30,6 +30,10 @@ class CpuClock:
     def elapsed_ms(self, pairs: list[tuple[Any, Any]]) -> list[float]:
         return [(end - start) / 1e6 for start, end in pairs]
 
+    def host_now(self, sync: bool = False) -> float:
+        """Milliseconds on the host clock (stamps inside a call: time to first token, inter-token)."""
+        return time.perf_counter_ns() / 1e6
+
 
 class CudaClock:
     """Device time from CUDA events; ``elapsed_ms`` synchronizes once for the whole batch."""
@@ -52,6 +56,12 @@ class CudaClock:
     def elapsed_ms(self, pairs: list[tuple[Any, Any]]) -> list[float]:
         self._torch.cuda.synchronize()
         return [start.elapsed_time(end) for start, end in pairs]
+
+    def host_now(self, sync: bool = False) -> float:
+        """Host milliseconds; with ``sync`` after the device finished queued work (a token's logits exist)."""
+        if sync:
+            self._torch.cuda.synchronize()
+        return time.perf_counter_ns() / 1e6
 
 
 def clock_for(device: str) -> CpuClock | CudaClock:

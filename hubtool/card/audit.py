@@ -227,10 +227,13 @@ def _check(claim: Claim, facts: dict[str, Any], backends: dict[str, Any] | None)
         cell = (backends or {}).get(backend)
         status = cell["status"] if cell else None
         claim.measured = status or "not verified"
+        if status is None and backends and stated == "yes":
+            claim.status, claim.detail = "contradiction", f"the verification never ran {backend}"
+            return
         if status in (None, "unavailable"):
             claim.detail = "not verified here" if status is None else "backend not installed where verified"
             return
-        works = status == "passed"
+        works = status in ("passed", "partial")
         claim.status = "ok" if (stated == "yes") == works else "contradiction"
         if claim.status == "contradiction":
             reason = f": {cell['reason']}" if cell.get("reason") else ""
@@ -258,17 +261,74 @@ def audit_text(text: str, facts: dict[str, Any], *, backends: dict[str, Any] | N
     }
 
 
+_MEASURED_NUMBER = re.compile(r"\d[\d,.]*\s*(?:ms|milliseconds?|tokens?/s|tok/s|it/s|x faster|GB/s)\b", re.I)
+
+
+def unverified_numbers(text: str) -> list[dict[str, Any]]:
+    """Latency and throughput figures a card states that no measurement file here can back."""
+    out = []
+    for number, line in enumerate(text.splitlines(), 1):
+        found = _MEASURED_NUMBER.findall(line)
+        if found:
+            out.append({"line": number, "text": line.strip()[:160], "values": found[:5]})
+    return out
+
+
 def audit_card(folder: Path, *, backends: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Audit the folder's README.md against its files (status no-card when there is none)."""
+    """Audit the folder's README.md: its claims against the files, its numbers against the evidence.
+
+    A card with measurements.json is re-checked number by number (``hubtool.card.recheck``);
+    one without has its claims checked against the files, and its latency and throughput
+    figures listed as unverified. Status: passed, failed (a contradiction), no-claims, no-card.
+    """
+    from hubtool.card.prose import superlative_problems
+    from hubtool.card.recheck import recheck
+    from hubtool.evidence.card import CardMeasurements
+    from hubtool.errors import ArtifactError
+    from hubtool.folder.names import MEASUREMENTS_FILE
+
     card = folder / CARD_FILE
     if not card.is_file():
-        return {"status": "no-card", "file": CARD_FILE, "claims": [], "contradictions": 0, "checked": 0}
-    return audit_text(card.read_text(encoding="utf-8", errors="replace"), folder_facts(folder), backends=backends)
+        return {"status": "no-card", "file": CARD_FILE, "claims": [], "contradictions": 0, "checked": 0,
+                "unverified": [], "recheck": None, "superlatives": []}
+    text = card.read_text(encoding="utf-8", errors="replace")
+    result = audit_text(text, folder_facts(folder), backends=backends)
+    again = recheck(folder)
+    try:
+        rows = (CardMeasurements.load(folder / MEASUREMENTS_FILE) or None)
+    except ArtifactError:
+        rows = None
+    family = rows.family if rows else []
+    current = rows.model if rows else folder.name
+    superlatives = [{"line": line, "claim": claim, "detail": detail}
+                    for line, claim, detail in superlative_problems(text, family, current)]
+    contradictions = result["contradictions"] + len(superlatives)
+    if again is not None:
+        contradictions += len(again["problems"]) + len(again["lines"])
+    result.update(
+        recheck=again,
+        superlatives=superlatives,
+        unverified=[] if again is not None else unverified_numbers(text),
+        contradictions=contradictions,
+    )
+    if contradictions:
+        result["status"] = "failed"
+    elif again is not None and again["status"] == "passed":
+        result["status"] = "passed"
+    return result
 
 
 def contradiction_lines(audit: dict[str, Any]) -> list[str]:
     """One readable line per contradiction: where, what the card says, what was measured."""
-    return [
+    lines = [
         f"{audit['file']}:{c['line']}: {c['claim']} '{c['stated']}' contradicts the files: {c['detail']}"
         for c in audit["claims"] if c["status"] == "contradiction"
     ]
+    lines += [f"{audit['file']}:{s['line']}: '{s['claim']}' contradicts the family table: {s['detail']}"
+              for s in audit.get("superlatives", [])]
+    again = audit.get("recheck") or {}
+    lines += list(again.get("problems", []))
+    for d in again.get("lines", []):
+        wanted = f"the evidence renders '{d['evidence']}'" if d["evidence"] is not None else "the evidence renders no such line"
+        lines.append(f"{audit['file']}:{d['line']}: '{d['card'][:120]}' is not what the measurements show; {wanted[:160]}")
+    return lines

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
 from hubtool.spec.catalog import resolve_targets
-from hubtool.cli.options import format_table, json_option
+from hubtool.cli.options import EXIT_CODES_HELP, echo_json, format_table, json_option
 
 COLUMNS = [
     ("name", "name"),
@@ -21,20 +19,42 @@ COLUMNS = [
 ]
 
 
-@click.command("list")
+BACKEND_COLUMNS = [
+    ("name", "backend"),
+    ("engine", "engine"),
+    ("devices", "devices"),
+    ("verify", "verify"),
+    ("bench", "bench"),
+    ("label", "label"),
+]
+
+
+@click.command("list", epilog=EXIT_CODES_HELP)
+@click.option("--backends", is_flag=True, help="List the backends verify and bench know, instead of the specs.")
 @json_option
-def list_cmd(as_json: bool) -> None:
-    """List the model specs with their derived figures.
+def list_cmd(backends: bool, as_json: bool) -> None:
+    """List the model specs with their derived figures (or, with --backends, the backends).
 
     Parameters and weight bytes (the exact size of model.safetensors) are computed
     from the spec alone; `hubtool build` produces exactly these.
 
     \b
-    Example:
+    Examples:
       hubtool list --json
+      hubtool list --backends
     """
+    if backends:
+        from hubtool.backends import registry
+
+        rows = [{"name": b.name, "engine": b.engine, "devices": ",".join(b.devices), "verify": b.verify,
+                 "bench": b.bench, "label": b.label, "summary": b.summary} for b in registry.all_backends()]
+        if as_json:
+            echo_json(rows)
+        else:
+            click.echo(format_table(rows, BACKEND_COLUMNS))
+        return
     rows = [spec.summary() for spec in resolve_targets([], all_=True)]
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
+        echo_json(rows)
     else:
         click.echo(format_table(rows, COLUMNS))

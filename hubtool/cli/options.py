@@ -17,7 +17,19 @@ out_option = click.option(
 )
 names_argument = click.argument("names", nargs=-1, metavar="NAME...")
 all_option = click.option("--all", "all_", is_flag=True, help="Every spec in model_configs/.")
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+json_option = click.option("--json", "as_json", is_flag=True,
+                           help="Print the result as JSON on stdout (messages stay on stderr).")
+output_option = click.option("--output", "output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                             help="Write the report to this file instead of its default place.")
+
+EXIT_CODES_HELP = "Exit codes: 0 ok, 1 checked and found wrong, 2 usage error, 3 could not run."
+
+
+def echo_json(data: object) -> None:
+    """The one way a command prints machine-readable output: JSON on stdout."""
+    import json
+
+    click.echo(json.dumps(data, indent=2, sort_keys=True))
 
 
 def format_table(rows: list[dict], columns: list[tuple[str, str]]) -> str:

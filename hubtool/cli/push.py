@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from hubtool.spec.catalog import family_for, model_dir, resolve_targets
-from hubtool.cli.options import all_option, names_argument, out_option
+from hubtool.cli.options import EXIT_CODES_HELP, all_option, echo_json, json_option, names_argument, out_option
 from hubtool.errors import UsageError
 
 
@@ -29,7 +29,7 @@ def counts(result) -> str:
     return ", ".join(f"{result.count(action)} {label}" for action, label in labels)
 
 
-@click.command("push")
+@click.command("push", epilog=EXIT_CODES_HELP)
 @names_argument
 @all_option
 @click.option("--repo-id", help="Target repo ORG/NAME (one model only; default: family namespace/NAME).")
@@ -40,18 +40,21 @@ def counts(result) -> str:
 @click.option("--create-pr", is_flag=True, help="Open a pull request against main instead of committing to it.")
 @click.option("--commit-message", help="Commit message (default names the hubtool version and spec hash).")
 @click.option("--dry-run", is_flag=True, help="Show what would be added/updated/left; change nothing.")
-@click.option("--force", is_flag=True, help="Push even without a model card newer than the measurements.")
+@click.option("--force", is_flag=True,
+              help="Push even when README.md is not the card rendered for these exact files (not recommended).")
+@json_option
 @out_option
 def push_cmd(names: tuple[str, ...], all_: bool, repo_id: str | None, namespace: str | None,
              endpoint: str | None, private: bool, revision: str | None, create_pr: bool,
-             commit_message: str | None, dry_run: bool, force: bool, out: Path | None) -> None:
+             commit_message: str | None, dry_run: bool, force: bool, as_json: bool, out: Path | None) -> None:
     """Push built model folders to the Hub, one commit per model.
 
     Only added or changed files are uploaded; an unchanged folder makes no commit.
     After a commit every remote file's size and sha256 is checked against the local
-    file. The token comes from HF_TOKEN or `hf auth login`. A folder whose README.md
-    is missing or older than its measurements is refused until `hubtool card NAME`
-    has been run (or --force).
+    file. The token comes from HF_TOKEN or `hf auth login`. A folder is refused unless
+    its README.md is the card `hubtool card NAME` rendered for exactly these files
+    (measurements.json records the sha256 of the card, the model files and every
+    report it used) and names the repo being pushed to.
 
     \b
     Examples:
@@ -62,6 +65,7 @@ def push_cmd(names: tuple[str, ...], all_: bool, repo_id: str | None, namespace:
     from hubtool.hub.push import push_model
 
     specs = resolve_targets(names, all_=all_)
+    summaries = []
     if repo_id and (namespace or len(specs) != 1):
         raise UsageError("--repo-id takes exactly one model and no --namespace")
     for spec in specs:
@@ -71,6 +75,11 @@ def push_cmd(names: tuple[str, ...], all_: bool, repo_id: str | None, namespace:
             create_pr=create_pr, commit_message=commit_message, dry_run=dry_run, force=force,
         )
         where = f"{result.repo_id}@{result.revision}"
+        summaries.append({"model": spec.name, "repo_id": result.repo_id, "endpoint": result.endpoint,
+                          "revision": result.revision, "status": result.status, "commit": result.commit_oid,
+                          "changes": [c.__dict__ for c in result.changes], "verified": result.verified})
+        if as_json:
+            continue
         click.echo(f"{spec.name} -> {where} at {result.endpoint}{' (dry run)' if dry_run else ''}")
         for line in format_changes(result.changes):
             click.echo(line)
@@ -87,3 +96,5 @@ def push_cmd(names: tuple[str, ...], all_: bool, repo_id: str | None, namespace:
             click.echo(f"  commit: {result.commit_url}")
             if result.pr_url:
                 click.echo(f"  pull request: {result.pr_url}")
+    if as_json:
+        echo_json(summaries)

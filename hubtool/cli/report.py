@@ -1,4 +1,4 @@
-"""``hubtool report``: the family's depth-versus-width latency table and plots."""
+"""``hubtool report``: the family's depth-versus-width latency table and plots, per machine."""
 
 from __future__ import annotations
 
@@ -6,36 +6,43 @@ from pathlib import Path
 
 import click
 
-from hubtool.spec.catalog import artifacts_root, resolve_targets
-from hubtool.cli.options import all_option, names_argument, out_option
+from hubtool.cli.options import EXIT_CODES_HELP, all_option, echo_json, json_option, names_argument, out_option
 from hubtool.errors import display_path
-from hubtool.report.family import family_report
 
 
-@click.command("report")
+@click.command("report", epilog=EXIT_CODES_HELP)
 @names_argument
 @all_option
 @out_option
-def report_cmd(names: tuple[str, ...], all_: bool, out: Path | None) -> None:
-    """Tabulate and plot benchmark results across the family.
+@json_option
+def report_cmd(names: tuple[str, ...], all_: bool, out: Path | None, as_json: bool) -> None:
+    """Tabulate and plot benchmark results across the family, per machine.
 
-    Reads OUT/NAME/benchmark.json of each model (every spec when no NAME is given)
-    and writes OUT/report/: report.md (parameters, n_layer, n_embd, median and 95% CI
-    per phase and backend, Spearman rank correlation of latency with depth and with
-    parameters), report.json, and PNG plots of decode ms/token against n_layer and
-    against parameters.
+    Reads OUT/NAME/benchmarks/*.json of each model (every spec when no NAME is given),
+    using only results measured on the models' current files, and writes OUT/report/:
+    report.md (per machine: median and 95% interval per phase and backend, decode
+    latency against the memory-bandwidth limit, Spearman's rho of decode latency with
+    depth and with parameters with a permutation p-value), report.json, and PNG plots
+    of decode ms/token against n_layer and against parameters for each machine. It
+    also says whether the family's design can separate depth from parameter count.
 
     \b
     Examples:
       hubtool report
       hubtool report tiny-gpt2 gpt2-25m --out /tmp/family
     """
+    from hubtool.report.family import family_report
+    from hubtool.spec.catalog import artifacts_root, resolve_targets
+
     specs = resolve_targets(names, all_=all_ or not names)
     result = family_report(specs, root=artifacts_root(out))
-    for backend, phases in result.data["spearman"].items():
-        c = phases["decode"]
-        rho = lambda v: "-" if v is None else f"{v:+.2f}"  # noqa: E731
-        click.echo(f"{backend}: decode Spearman with n_layer {rho(c['n_layer'])}, "
-                   f"with parameters {rho(c['parameters'])} ({c['n_models']} models)")
+    if as_json:
+        echo_json(result.data)
+        return
+    click.echo(f"design: {result.data['design']['statement']}")
+    for c in result.data["spearman"]:
+        rho = lambda t: "-" if t["rho"] is None else f"{t['rho']:+.2f} (p {t['p_value']:.2f})"  # noqa: E731
+        click.echo(f"{c['machine']} {c['backend']} batch {c['batch_size']}: decode Spearman with n_layer "
+                   f"{rho(c['n_layer'])}, with parameters {rho(c['parameters'])} ({len(c['models'])} models)")
     for path in result.paths.values():
         click.echo(display_path(path))

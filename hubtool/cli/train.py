@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from hubtool.spec.catalog import built_folder
-from hubtool.cli.options import out_option
+from hubtool.cli.options import EXIT_CODES_HELP, echo_json, json_option, out_option
 from hubtool.errors import display_path
 from hubtool.train.loop import DEFAULTS, TrainProgress, train_model
 
@@ -35,7 +35,7 @@ def _reporter():
     return report
 
 
-@click.command("train")
+@click.command("train", epilog=EXIT_CODES_HELP)
 @click.argument("name")
 @click.option("--corpus", "corpus", multiple=True, metavar="PATH",
               help="Text file, glob, .jsonl (a \"text\" per line) or hf://datasets/ORG/NAME; repeatable. "
@@ -49,10 +49,11 @@ def _reporter():
 @click.option("--checkpoint-every", type=int, default=None,
               help=f"Steps between resumable checkpoints  [default: {DEFAULTS.checkpoint_every}]")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from its last checkpoint.")
+@json_option
 @out_option
 def train_cmd(name: str, corpus: tuple[str, ...], steps: int | None, seq_len: int | None,
               batch_size: int | None, lr: float | None, seed: int | None,
-              checkpoint_every: int | None, resume: bool, out: Path | None) -> None:
+              checkpoint_every: int | None, resume: bool, as_json: bool, out: Path | None) -> None:
     """Train a built model on text; write its new weights, loss curve and provenance.
 
     NAME is a spec name (its folder under OUT) or a model folder. Training starts
@@ -79,6 +80,12 @@ def train_cmd(name: str, corpus: tuple[str, ...], steps: int | None, seq_len: in
     )
     if not result.main_process:
         return
+    if as_json:
+        echo_json({"model": folder.name, "path": str(result.path), "steps": result.steps,
+                   "total_steps": result.total_steps, "tokens": result.tokens, "first_loss": result.first_loss,
+                   "final_loss": result.final_loss, "tokens_per_s": result.tokens_per_s,
+                   "resumed_from": result.resumed_from, "corpus": result.corpus})
+        return
     resumed = f" (resumed at step {result.resumed_from})" if result.resumed_from else ""
     click.echo(
         f"{folder.name}: trained {result.steps} steps{resumed}, {result.tokens:,} tokens, "
@@ -86,3 +93,5 @@ def train_cmd(name: str, corpus: tuple[str, ...], steps: int | None, seq_len: in
         f"{result.total_steps} steps in all; corpus {result.corpus['tokens']:,} tokens "
         f"sha256 {result.corpus['sha256'][:12]} -> {display_path(result.path)}"
     )
+    click.echo(f"{folder.name}: new weights: earlier verification and benchmarks describe the old ones; run "
+               f"`hubtool verify {name}`, `hubtool bench {name}`, then `hubtool card {name}`", err=True)

@@ -1,4 +1,4 @@
-"""``hubtool verify``: weight checks and output parity across backends."""
+"""``hubtool verify``: file checks, output parity across backends, and the card audit."""
 
 from __future__ import annotations
 
@@ -8,11 +8,8 @@ from typing import Any
 import click
 
 from hubtool.card.audit import contradiction_lines
-from hubtool.backends import BACKENDS
-from hubtool.spec.catalog import spec_names
-from hubtool.cli.options import all_option, format_table, out_option
+from hubtool.cli.options import EXIT_CODES_HELP, all_option, echo_json, format_table, json_option, out_option, output_option
 from hubtool.errors import UsageError, display_path
-from hubtool.verify.run import DEFAULT_NEW_TOKENS, verify_target
 
 _AUDIT_WORDS = {
     "passed": "audit passed: {checked} claims checked, none contradicted",
@@ -20,6 +17,7 @@ _AUDIT_WORDS = {
     "no-claims": "audit: README.md makes no claim that can be checked",
     "no-card": "audit: no README.md to audit",
 }
+EXIT = {"passed": 0, "failed": 1, "crashed": 3}
 
 COLUMNS = [
     ("target", "target"),
@@ -27,6 +25,7 @@ COLUMNS = [
     ("status", "status"),
     ("max_diff", "max |diff|"),
     ("rmse_ratio", "rmse/eager"),
+    ("probe_ratio", "probe rmse/eager"),
     ("top1", "top-1"),
     ("flips", "flips"),
     ("seconds", "seconds"),
@@ -38,87 +37,123 @@ def _num(value: Any, fmt: str) -> str:
     return "-" if value is None else format(value, fmt)
 
 
-def summary_row(target: str, backend: str, cell: dict[str, Any]) -> dict[str, Any]:
-    """One table row; vLLM's numbers are on log-probabilities, the others' on logits."""
-    m = cell["metrics"]
-    prefix = "prompt_logprob_" if backend == "vllm" else ""
+def summary_row(target: str, backend: str, verdict: Any) -> dict[str, Any]:
+    """One table row; vLLM's errors are on log-probabilities, the others' on logits."""
+    groups = verdict.metrics.get("groups", {})
+    main = groups.get("logits") or groups.get("prompt_logprobs") or {}
+    probe = groups.get("probe") or groups.get("probe_logprobs") or {}
     return {
         "target": target,
         "backend": backend,
-        "status": cell["status"],
-        "max_diff": _num(m.get(f"{prefix}max_abs_diff"), ".2e"),
-        "rmse_ratio": _num(m.get(f"{prefix}rmse_ratio"), ".3f"),
-        "top1": _num(m.get("top1_agreement"), ".3f"),
-        "flips": _num(m.get("greedy_flips"), "d"),
-        "seconds": f"{cell['seconds']:.1f}",
-        "reason": (cell["reason"] or "")[:100],
+        "status": verdict.status,
+        "max_diff": _num(main.get("max_abs_diff"), ".2e"),
+        "rmse_ratio": _num(main.get("rmse_ratio"), ".2f"),
+        "probe_ratio": _num(probe.get("rmse_ratio"), ".2f"),
+        "top1": _num(verdict.metrics.get("top1_agreement"), ".3f"),
+        "flips": _num(verdict.metrics.get("greedy_flips"), "d"),
+        "seconds": f"{verdict.seconds:.1f}",
+        "reason": (verdict.reason or "")[:100],
     }
 
 
-@click.command("verify")
+def _source_line(report: Any) -> str | None:
+    src = report.source
+    if src.kind != "hub":
+        return None
+    if src.hub_reached:
+        return f"{src.repo_id}: commit {src.commit} from {src.endpoint}"
+    return f"{src.repo_id}: cached copy at commit {src.commit}, hub not contacted (offline)"
+
+
+@click.command("verify", epilog=EXIT_CODES_HELP)
 @click.argument("targets", nargs=-1, metavar="TARGET...")
 @all_option
-@click.option("--backend", "backends", default=",".join(BACKENDS), show_default=True,
-              help="Comma-separated backends to run.")
-@click.option("--new-tokens", type=click.IntRange(min=1), default=DEFAULT_NEW_TOKENS, show_default=True,
+@click.option("--backend", "backends", default=None, metavar="LIST",
+              help="Comma-separated backends (default: every backend that verify runs; see `hubtool list --backends`).")
+@click.option("--new-tokens", type=click.IntRange(min=1), default=8, show_default=True,
               help="Greedy tokens generated per prompt and compared.")
-@click.option("--endpoint", default=None, metavar="URL", help="Hub endpoint for ORG/NAME targets.")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write the report here instead of TARGET/verification.json (one TARGET only).")
+@click.option("--endpoint", default=None, metavar="URL", help="Hub endpoint for ORG/NAME targets (default: HF_ENDPOINT).")
+@click.option("--offline", is_flag=True, default=None,
+              help="Verify a repo's cached copy without contacting the hub (also: HF_HUB_OFFLINE=1).")
+@click.option("--allow-graph-breaks", "graph_breaks", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Graph breaks a compiled backend may have and still pass (it is then 'partial').")
 @click.option("--allow-pickle", is_flag=True, help="Load .bin/.pt/.pkl/.pth weights (they can run code).")
+@json_option
+@output_option
 @out_option
-def verify_cmd(targets: tuple[str, ...], all_: bool, backends: str, new_tokens: int, endpoint: str | None,
-               json_path: Path | None, allow_pickle: bool, out: Path | None) -> None:
-    """Check a model's weights and compare its outputs across backends.
+def verify_cmd(targets: tuple[str, ...], all_: bool, backends: str | None, new_tokens: int, endpoint: str | None,
+               offline: bool | None, graph_breaks: int, allow_pickle: bool, as_json: bool, output: Path | None,
+               out: Path | None) -> None:
+    """Check a model's files and compare its outputs across backends.
 
     TARGET is a spec name (its built folder), a local model folder, or a Hub
-    repo id ORG/NAME[@REV]. Weights must be bit-identical to the build and
-    tied as declared; eager float32 is the output reference, judged against
-    float64; sdpa, torch.compile (Inductor) and vLLM each run in their own
-    process and are compared with it. The folder's README.md is then audited:
-    each claim it makes (parameters, shape, size, precision, backend support,
-    trained or not) is checked against the files and these results. Exit 1
-    when any check fails, a backend crashes or the card contradicts the files;
-    unsupported or unavailable backends do not fail.
+    repo id ORG/NAME[@REV]. Every file must match its provenance, the weights must
+    be well-formed, tied as declared and (for an untrained build) equal to a fresh
+    initialisation from the spec's seed; the tokenizer must agree with the config.
+    Eager float32 is the output reference, judged against float64; SDPA,
+    torch.compile (Inductor) and vLLM each run in their own process on the model
+    and on a sharp-attention probe, and must stay within a small multiple of eager's
+    own float32 error. The folder's README.md is then audited against the files and
+    these results. The report, bound to the sha256 of the files it checked, goes to
+    the folder's verification.json (pulled repos: OUT/pulled/ORG--NAME/).
 
     \b
     Examples:
       hubtool verify gpt2-25m
       hubtool verify tiny-gpt2 --backend eager,compile --new-tokens 16
-      hubtool verify Crusadersk/gpt2-25m --endpoint http://127.0.0.1:8080
+      hubtool verify Crusadersk/gpt2-25m --endpoint http://127.0.0.1:8000
     """
+    from hubtool.spec.catalog import spec_names
+    from hubtool.verify.run import verify_target
+
     if all_ and targets:
         raise UsageError("give targets or --all, not both")
     names = list(spec_names()) if all_ else list(targets)
     if not names:
         raise UsageError("give at least one TARGET, or --all")
-    if json_path and len(names) > 1:
-        raise UsageError("--json takes a single TARGET")
+    if output and len(names) > 1:
+        raise UsageError("--output takes a single TARGET")
 
-    rows, failed = [], False
+    rows, reports, worst = [], [], 0
     for target in names:
-        def progress(event: str, backend: str, cell: dict | None, target: str = target) -> None:
+        def progress(event: str, backend: str, verdict: Any, target: str = target) -> None:
             if event == "done":
-                row = summary_row(target, backend, cell)
+                row = summary_row(target, backend, verdict)
                 reason = f"  {row['reason']}" if row["reason"] else ""
                 click.echo(f"{target}: {backend:<8} {row['status']:<11} {row['seconds']:>6}s  "
                            f"max|diff| {row['max_diff']}{reason}", err=True)
 
-        report = verify_target(target, backends=backends, new_tokens=new_tokens, endpoint=endpoint,
-                               allow_pickle=allow_pickle, out_json=json_path, out=out, progress=progress)
-        weights = report["weights"]
-        if weights["status"] != "passed":
-            for check in weights["checks"]:
-                if check["status"] == "failed":
-                    click.echo(f"{target}: weights: {check['name']}: {check['detail']}", err=True)
-        audit = report["card_audit"]
+        report, path = verify_target(target, backends=backends, new_tokens=new_tokens, endpoint=endpoint,
+                                     offline=offline, allow_pickle=allow_pickle, output=output, out=out,
+                                     progress=progress, graph_breaks_allowed=graph_breaks)
+        source = _source_line(report)
+        if source:
+            click.echo(f"{target}: {source}", err=True)
+        for check in report.checks:
+            if check.status == "failed":
+                click.echo(f"{target}: files: {check.name}: {check.detail}", err=True)
+        for note in report.unverified:
+            click.echo(f"{target}: unverified: {note}", err=True)
+        for item in report.coverage:
+            if not item.visible:
+                click.echo(f"{target}: blind spot: {item.bug_class}: {item.how}", err=True)
+        audit = report.card_audit or {"status": "no-card"}
         for line in contradiction_lines(audit):
             click.echo(f"{target}: card: {line}", err=True)
         click.echo(f"{target}: card {_AUDIT_WORDS[audit['status']].format(**audit)}", err=True)
-        rows.extend(summary_row(target, b, c) for b, c in report["backends"].items())
-        failed |= report["status"] != "passed"
-        click.echo(f"{target}: weights {weights['status']}, overall {report['status']} "
-                   f"-> {display_path(report['report_path'])}", err=True)
-    click.echo(format_table(rows, COLUMNS))
-    if failed:
-        raise click.exceptions.Exit(1)
+        for name, verdict in report.backends.items():
+            if verdict.status == "unavailable" and name == "vllm":
+                from hubtool.backends.vllm import INSTALL_HINT
+
+                click.echo(f"{target}: vllm is not installed here ({INSTALL_HINT})", err=True)
+        rows.extend(summary_row(target, b, v) for b, v in report.backends.items())
+        reports.append(report.to_dict())
+        worst = max(worst, EXIT[report.status])
+        click.echo(f"{target}: files {report.files_status}, overall {report.status} -> {display_path(path)}",
+                   err=True)
+    if as_json:
+        echo_json(reports[0] if len(reports) == 1 else reports)
+    else:
+        click.echo(format_table(rows, COLUMNS))
+    if worst:
+        raise click.exceptions.Exit(worst)

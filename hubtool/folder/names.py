@@ -31,6 +31,3 @@ def is_model_file(name: str) -> bool:
     """True for a top-level file whose bytes are part of the model's identity."""
     return name in MODEL_FILES or (name.endswith(WEIGHT_SUFFIX) and "/" not in name)
 
-# Until bench writes one file per machine (benchmarks/<machine>.json):
-BENCHMARK_FILE = "benchmark.json"
-MEASUREMENT_FILES = (VERIFICATION_FILE, BENCHMARK_FILE, MEASUREMENTS_FILE, PROVENANCE_FILE)

@@ -65,8 +65,18 @@ def _http_error_types() -> tuple[type[BaseException], ...]:
 
 
 def hub_exceptions() -> tuple[type[BaseException], ...]:
-    """Every exception a hub call can raise for reasons outside hubtool (catch these only)."""
-    return (OSError, ValueError, KeyError, TypeError, *_http_error_types())
+    """What a hub call raises for reasons outside hubtool: catch these, and only these.
+
+    Connection and HTTP failures (OSError covers huggingface_hub's HTTP errors and offline
+    mode), huggingface_hub's validation and parsing errors, and an answer that is not JSON.
+    A KeyError or TypeError is a bug in hubtool and keeps its traceback.
+    """
+    from huggingface_hub import errors
+
+    names = ("HFValidationError", "EntryNotFoundError", "RevisionResolutionError", "SafetensorsParsingError",
+             "NotASafetensorsRepoError")
+    found = tuple(getattr(errors, name) for name in names if hasattr(errors, name))
+    return (OSError, json.JSONDecodeError, *found, *_http_error_types())
 
 
 def _chain(exc: BaseException) -> list[BaseException]:

@@ -7,11 +7,14 @@ where it is fetched (or found in the cache, when offline).
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from hubtool.spec.catalog import is_spec_path
 from hubtool.errors import HubError
-from hubtool.hub.client import configure_transfer, describe_error, hub_exceptions, is_offline, resolve_endpoint
+from hubtool.hub.client import (
+    configure_transfer, describe_error, hub_exceptions, is_offline, make_api, resolve_endpoint,
+)
 
 _PART = r"[A-Za-z0-9][A-Za-z0-9._-]*"
 REPO_REF_RE = re.compile(rf"^(?P<repo>{_PART}/{_PART})(?:@(?P<rev>[^\s@]+))?$")
@@ -30,31 +33,59 @@ def is_repo_id(target: str) -> bool:
     return bool(REPO_REF_RE.match(target)) and not is_spec_path(target) and not Path(target).exists()
 
 
-def pull_repo(
-    repo: str, *, endpoint: str | None = None, token: str | None = None, allow_patterns: list[str] | None = None
-) -> Path:
-    """Download ``ORG/NAME[@REVISION]`` with snapshot_download and return its local folder.
+@dataclass(frozen=True)
+class Pulled:
+    """A repo's files on disk, and exactly what was fetched from where."""
 
-    Honours ``endpoint``, else HF_ENDPOINT; with HF_HUB_OFFLINE set it only looks in the
-    cache. Every failure (missing repo or revision, closed port, not a hub) is a one-line
-    HubError.
+    folder: Path
+    repo_id: str
+    revision: str | None  # as asked
+    commit: str  # the commit the files are at
+    endpoint: str
+    hub_reached: bool  # False: a cached copy was used and the hub was not contacted
+    offline: bool
+
+
+def pull_repo(
+    repo: str, *, endpoint: str | None = None, token: str | None = None, allow_patterns: list[str] | None = None,
+    offline: bool | None = None,
+) -> Path:
+    """The local folder of ``fetch_repo``."""
+    return fetch_repo(repo, endpoint=endpoint, token=token, allow_patterns=allow_patterns, offline=offline).folder
+
+
+def fetch_repo(
+    repo: str, *, endpoint: str | None = None, token: str | None = None, allow_patterns: list[str] | None = None,
+    offline: bool | None = None,
+) -> Pulled:
+    """Download ``ORG/NAME[@REVISION]`` at one resolved commit and return where it is.
+
+    The hub is asked first which commit the revision names; an unreachable hub is an
+    error, never a silent fall-back to a cached copy. Only ``offline`` (default:
+    HF_HUB_OFFLINE) uses the cache without contacting the hub, and says so.
     """
     repo_id, revision = parse_repo_ref(repo)
     url = resolve_endpoint(endpoint)
     configure_transfer(url)
     from huggingface_hub import snapshot_download
 
-    offline = is_offline()
+    offline = is_offline() if offline is None else offline
     try:
-        folder = snapshot_download(
-            repo_id, revision=revision, endpoint=url, token=token, local_files_only=offline,
-            allow_patterns=allow_patterns,
-        )
+        if offline:
+            folder = Path(snapshot_download(repo_id, revision=revision, endpoint=url, token=token,
+                                            local_files_only=True, allow_patterns=allow_patterns))
+            return Pulled(folder, repo_id, revision, folder.name, url, hub_reached=False, offline=True)
+        # Ask the hub first: snapshot_download alone falls back to a cached copy when the hub is down.
+        commit = make_api(url, token).model_info(repo_id, revision=revision).sha
+        folder = Path(snapshot_download(repo_id, revision=revision, endpoint=url, token=token,
+                                        allow_patterns=allow_patterns))
     except hub_exceptions() as exc:
         raise describe_error(
             exc, endpoint=url, repo_id=repo_id, revision=revision, token_sent=_token_sent(token)
         ) from None
-    return Path(folder)
+    # The snapshot folder is named by the commit it holds (a push in between moves the branch).
+    commit = folder.name if re.fullmatch(r"[0-9a-f]{40}", folder.name) else commit
+    return Pulled(folder, repo_id, revision, commit or folder.name, url, hub_reached=True, offline=False)
 
 
 def _token_sent(token: str | None) -> bool:

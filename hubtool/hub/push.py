@@ -17,8 +17,7 @@ from typing import Any
 
 from hubtool.evidence.provenance import read_provenance
 from hubtool.runtime.environment import hubtool_version
-from hubtool.errors import ArtifactError, HubError, display_path
-from hubtool.folder.names import CARD_FILE, MEASUREMENT_FILES
+from hubtool.errors import ArtifactError, FoundWrong, HubError, display_path
 from hubtool.hub.client import DEFAULT_ENDPOINT, describe_error, hub_exceptions, make_api, resolve_endpoint
 from hubtool.hub.pull import REPO_REF_RE
 from hubtool.hub.store import git_blob_oid
@@ -66,21 +65,13 @@ def repo_files(folder: Path) -> list[Path]:
     return out
 
 
-def check_card(folder: Path, *, name: str) -> None:
-    """Refuse a folder whose model card is missing or older than a measurement beside it."""
-    card = folder / CARD_FILE
-    if not card.is_file():
-        raise ArtifactError(
-            f"{display_path(folder)} has no model card ({CARD_FILE}); run `hubtool card {name}` first (or push with --force)"
-        )
-    card_mtime = card.stat().st_mtime_ns
-    for measured in MEASUREMENT_FILES:
-        path = folder / measured
-        if path.is_file() and path.stat().st_mtime_ns > card_mtime:
-            raise ArtifactError(
-                f"{display_path(card)} is older than {measured}; run `hubtool card {name}` to refresh it "
-                "(or push with --force)"
-            )
+def check_card(folder: Path, *, name: str, repo_id: str | None = None) -> None:
+    """Refuse a folder whose card is not the one rendered for its current files (``hubtool.card.gate``)."""
+    from hubtool.card.gate import card_problems
+
+    problems = card_problems(folder, name=name, repo_id=repo_id)
+    if problems:
+        raise FoundWrong(f"{display_path(folder)}: {problems[0]} (or push with --force)")
 
 
 def default_commit_message(folder: Path) -> str:
@@ -145,7 +136,7 @@ def push_model(
     if create_pr and revision not in (None, "main"):
         raise HubError("a pull request is always opened against main: give --create-pr or --revision, not both")
     if not force:
-        check_card(folder, name=folder.name)
+        check_card(folder, name=folder.name, repo_id=repo_id)
     files = repo_files(folder)
     if not files:
         raise ArtifactError(f"{display_path(folder)} holds no files to push")

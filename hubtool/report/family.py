@@ -1,30 +1,33 @@
-"""The family report: does depth or width drive latency?
+"""The family report: does depth or width drive latency, on each machine?
 
-Reads each model's ``benchmark.json`` (never re-measures), tabulates median and 95% CI per
-phase and backend beside the spec's own parameter count and shape, plots decode ms/token
-against n_layer and against parameters with CI bars, and gives Spearman rank correlations
-of latency with each. Only cells whose status is ok (parity passed, nothing crashed)
-count; the others are listed with their status.
+Reads every model's ``benchmarks/<machine>.json`` (never re-measures), keeps only results
+measured on the folder's current bytes (smoke runs and stale files are listed, not used),
+and groups them by machine: a CPU and a GPU can rank the same models differently, and the
+research this family comes from is about exactly that. Per machine and backend it
+tabulates medians with their intervals, plots decode ms/token against depth and against
+parameters, and gives Spearman's rho of decode latency with each, with n and a
+permutation p-value. It also states how confounded the family's own design is: when depth
+ranks follow parameter ranks, no latency data can tell the two apart.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from hubtool.bench.harness import REPORT_FILE, SCHEMA
-from hubtool.bench.phases import PHASES
-from hubtool.folder.io import write_json, write_text
+from hubtool.bench.harness import load_benchmarks
+from hubtool.bench.stats import spearman_test
 from hubtool.errors import ArtifactError, display_path
+from hubtool.folder.hashing import folder_identity, identity_changes
+from hubtool.folder.io import write_json, write_text
 from hubtool.spec.model import ModelSpec
-from hubtool.bench.stats import spearman
 
 REPORT_DIR = "report"
-PLOTS = {"n_layer": "decode_vs_layers.png", "parameters": "decode_vs_params.png"}
+PHASES = ("prefill", "decode", "e2e")
+CONFOUNDED_RHO = 0.9  # |rho(depth, parameters)| at or above this: the design cannot separate them
 
 
 @dataclass(frozen=True)
@@ -33,92 +36,105 @@ class FamilyReport:
     paths: dict[str, Path]
 
 
-def _load(spec: ModelSpec, root: Path) -> dict[str, Any] | None:
-    path = root / spec.name / REPORT_FILE
-    try:
-        report = json.loads(path.read_text())
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as exc:
-        raise ArtifactError(f"{display_path(path)}: unreadable benchmark report ({exc})") from None
-    if report.get("schema") != SCHEMA:
-        raise ArtifactError(f"{display_path(path)}: schema {report.get('schema')!r} is not {SCHEMA}")
-    return report
+def design(specs: list[ModelSpec]) -> dict[str, Any]:
+    """How confounded depth and parameter count are across the family's models."""
+    test = spearman_test([s.config["n_layer"] for s in specs], [s.parameters for s in specs])
+    rho = test["rho"]
+    if rho is None:
+        verdict = "depth or parameter count does not vary across these models: nothing to separate"
+    elif abs(rho) >= CONFOUNDED_RHO:
+        verdict = (f"depth ranks follow parameter ranks (rho {rho:+.2f}, n {test['n']}): latency data from this family "
+                   "cannot tell the effect of depth from the effect of parameter count")
+    else:
+        verdict = (f"depth and parameter count rank differently across the models (rho {rho:+.2f}, n {test['n']}): "
+                   "the family can separate their effects")
+    return {**test, "separable": rho is not None and abs(rho) < CONFOUNDED_RHO, "statement": verdict}
 
 
-def collect_rows(specs: list[ModelSpec], *, root: Path) -> tuple[list[dict[str, Any]], list[str], list[dict]]:
-    """One row per (model, backend); models without a report are returned by name."""
-    rows, missing, runs = [], [], []
+def collect(specs: list[ModelSpec], *, root: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str]]:
+    """(rows from current results, runs used or skipped with why, models without results)."""
+    rows, runs, missing = [], [], []
     for spec in specs:
-        report = _load(spec, root)
-        if report is None:
+        folder = root / spec.name
+        if not folder.is_dir():
             missing.append(spec.name)
             continue
-        runs.append({"model": spec.name, "created": report["created"], "device": report["device"],
-                     "settings": report["settings"], "memory_bandwidth_gbps": report["memory_bandwidth_gbps"]})
-        for backend, cell in sorted(report["cells"].items()):
-            row = {
-                "model": spec.name, "parameters": spec.parameters, "n_layer": spec.config["n_layer"],
-                "n_embd": spec.config["n_embd"], "backend": backend, "device": report["device"],
-                "status": cell["status"], "reason": cell.get("reason"),
-            }
-            for phase in PHASES:
-                stats = (cell.get("phases") or {}).get(phase) if cell["status"] == "ok" else None
-                row[phase] = None if stats is None else {
-                    "unit": stats["unit"], "median": stats["median"], "ci95": stats["ci95"], "n": stats["n"],
-                }
-            rows.append(row)
-    return rows, missing, runs
+        identity = folder_identity(folder)
+        found = False
+        for bench in load_benchmarks(folder):
+            changes = identity_changes(bench.subject, identity)
+            run = {"model": spec.name, "machine": bench.machine.name, "machine_id": bench.machine.id,
+                   "created": bench.created, "quality": bench.quality, "busy": bench.busy,
+                   "bandwidth_gbps": bench.bandwidth.get("peak_gbps"), "settings": bench.settings,
+                   "used": not changes and bench.quality == "result",
+                   "why_not": "measured on other bytes" if changes else ("smoke run" if bench.quality == "smoke" else None)}
+            runs.append(run)
+            if not run["used"]:
+                continue
+            found = True
+            for cell in bench.cells:
+                row = {"model": spec.name, "parameters": spec.parameters, "n_layer": spec.config["n_layer"],
+                       "n_embd": spec.config["n_embd"], "machine": bench.machine.name,
+                       "machine_id": bench.machine.id, "device": bench.machine.device, "backend": cell.backend,
+                       "batch_size": cell.batch_size, "status": cell.status, "reason": cell.reason,
+                       "decode_vs_stream": cell.decode_vs_stream}
+                for phase in PHASES:
+                    stats = cell.phases.get(phase) if cell.publishable else None
+                    row[phase] = None if stats is None else {"median": stats.median, "ci95": list(stats.ci95),
+                                                             "n": stats.n, "processes": stats.processes}
+                rows.append(row)
+        if not found:
+            missing.append(spec.name)
+    return rows, runs, missing
 
 
-def correlations(rows: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
-    """backend -> phase -> Spearman of the median with n_layer and with parameters."""
-    out: dict[str, dict[str, dict[str, Any]]] = {}
-    for backend in sorted({r["backend"] for r in rows}):
-        for phase in PHASES:
-            ok = [r for r in rows if r["backend"] == backend and r[phase]]
-            medians = [r[phase]["median"] for r in ok]
-            out.setdefault(backend, {})[phase] = {
-                "n_models": len(ok),
-                "n_layer": spearman([r["n_layer"] for r in ok], medians),
-                "parameters": spearman([r["parameters"] for r in ok], medians),
-            }
+def correlations(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per machine, backend and batch: Spearman of decode latency with depth and with parameters."""
+    out = []
+    keys = sorted({(r["machine"], r["backend"], r["batch_size"]) for r in rows})
+    for machine, backend, batch in keys:
+        ok = [r for r in rows if (r["machine"], r["backend"], r["batch_size"]) == (machine, backend, batch) and r["decode"]]
+        medians = [r["decode"]["median"] for r in ok]
+        out.append({
+            "machine": machine, "backend": backend, "batch_size": batch, "models": [r["model"] for r in ok],
+            "n_layer": spearman_test([r["n_layer"] for r in ok], medians),
+            "parameters": spearman_test([r["parameters"] for r in ok], medians),
+        })
     return out
 
 
-def _plot(rows: list[dict[str, Any]], x_key: str, path: Path) -> None:
+def _plot(rows: list[dict[str, Any]], machine: str, x_key: str, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=110)
-    backends = sorted({r["backend"] for r in rows if r["decode"]})
+    mine = [r for r in rows if r["machine"] == machine and r["decode"] and r["batch_size"] == 1]
+    backends = sorted({r["backend"] for r in mine})
     for i, backend in enumerate(backends):
-        ok = sorted((r for r in rows if r["backend"] == backend and r["decode"]), key=lambda r: r[x_key])
-        # Backends share x values (and models can share a depth): nudge them apart slightly.
-        nudge = 1 + 0.03 * (i - (len(backends) - 1) / 2)
+        ok = sorted((r for r in mine if r["backend"] == backend), key=lambda r: r[x_key])
+        nudge = 1 + 0.03 * (i - (len(backends) - 1) / 2)  # backends share x values: nudge them apart
         xs = [r[x_key] * nudge for r in ok]
         ys = [r["decode"]["median"] for r in ok]
         err = [[y - r["decode"]["ci95"][0] for y, r in zip(ys, ok)], [r["decode"]["ci95"][1] - y for y, r in zip(ys, ok)]]
         # Models can share a depth: a line through them would suggest a trend that is not there.
         ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, label=backend,
                     linestyle="-" if x_key == "parameters" else "none")
-        if i == 0:  # one label per model is enough
+        if i == 0:
             for x, y, r in zip(xs, ys, ok):
-                ax.annotate(r["model"], (x, y), textcoords="offset points", xytext=(-10, 8), fontsize=7,
-                            ha="right")
+                ax.annotate(r["model"], (x, y), textcoords="offset points", xytext=(-10, 8), fontsize=7, ha="right")
     if x_key == "parameters":
         ax.set_xscale("log")
     ax.set_xlabel("parameters" if x_key == "parameters" else "n_layer (depth)")
     ax.set_ylabel("decode latency, ms/token (median, 95% CI)")
-    ax.set_title(f"Decode latency vs {'parameters' if x_key == 'parameters' else 'depth'}")
+    ax.set_title(f"{machine}: decode latency vs {'parameters' if x_key == 'parameters' else 'depth'}", fontsize=9)
     if backends:
         ax.legend(fontsize=8)
     ax.grid(True, alpha=0.3)
     fig.tight_layout()
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.png")
-    fig.savefig(tmp, format="png")
+    fig.savefig(tmp, format="png", metadata={"Software": None})
     plt.close(fig)
     os.replace(tmp, path)
 
@@ -127,69 +143,85 @@ def _fmt(stats: dict[str, Any] | None) -> str:
     if stats is None:
         return "-"
     lo, hi = stats["ci95"]
-    return f"{stats['median']:.3f} [{lo:.3f}, {hi:.3f}]"
+    return f"{stats['median']:.3g} [{lo:.3g}, {hi:.3g}]"
 
 
-def _rho(value: float | None) -> str:
-    return "-" if value is None else f"{value:+.3f}"
+def _rho(test: dict[str, Any]) -> str:
+    if test["rho"] is None:
+        return "-"
+    return f"{test['rho']:+.2f} (n {test['n']}, p {test['p_value']:.2f})"
 
 
 def render_markdown(data: dict[str, Any]) -> str:
+    d = data["design"]
     lines = [
         "# Family latency report",
         "",
-        f"Generated {data['created']} from each model's `{REPORT_FILE}`. Medians with bootstrap 95% confidence "
-        "intervals; only cells with status ok (parity passed, no crash) have numbers.",
+        f"Generated {data['created']} from each model's `benchmarks/<machine>.json`, results measured on the "
+        "models' current files only. Medians with 95% intervals that include the variance between worker "
+        "processes.",
         "",
-        "| model | parameters | n_layer | n_embd | backend | status | prefill ms | decode ms/token | e2e ms |",
-        "|---|---:|---:|---:|---|---|---:|---:|---:|",
+        "## The family's design",
+        "",
+        f"Spearman's rho between depth and parameter count across the {d['n']} models: "
+        + (f"{d['rho']:+.2f} (permutation p {d['p_value']:.2f}, {d['p_method']})." if d["rho"] is not None else "undefined.")
+        + f" {d['statement'][0].upper()}{d['statement'][1:]}.",
+        "",
     ]
-    for r in data["rows"]:
-        lines.append(
-            f"| {r['model']} | {r['parameters']:,} | {r['n_layer']} | {r['n_embd']} | {r['backend']} | {r['status']} | "
-            f"{_fmt(r['prefill'])} | {_fmt(r['decode'])} | {_fmt(r['e2e'])} |"
-        )
-    lines += ["", "## Spearman rank correlation of latency", "",
-              "| backend | phase | models | with n_layer | with parameters |", "|---|---|---:|---:|---:|"]
-    for backend, phases in data["spearman"].items():
-        for phase, c in phases.items():
-            lines.append(f"| {backend} | {phase} | {c['n_models']} | {_rho(c['n_layer'])} | {_rho(c['parameters'])} |")
-    lines += ["", "## Decode latency", ""]
-    lines += [f"![decode ms/token vs {key}]({name})" for key, name in PLOTS.items()]
+    for machine in data["machines"]:
+        lines += [f"## {machine}", "",
+                  "| model | parameters | n_layer | n_embd | backend | batch | status | prefill ms | decode ms/token | "
+                  "e2e ms | decode vs memory limit |",
+                  "|---|---:|---:|---:|---|---:|---|---:|---:|---:|---:|"]
+        for r in (r for r in data["rows"] if r["machine"] == machine):
+            limit = f"{r['decode_vs_stream']:.1f}x" if r["decode_vs_stream"] else "-"
+            lines.append(f"| {r['model']} | {r['parameters']:,} | {r['n_layer']} | {r['n_embd']} | {r['backend']} | "
+                         f"{r['batch_size']} | {r['status']} | {_fmt(r['prefill'])} | {_fmt(r['decode'])} | "
+                         f"{_fmt(r['e2e'])} | {limit} |")
+        lines += ["", "Spearman's rho of decode latency (permutation p-value):", "",
+                  "| backend | batch | models | with n_layer | with parameters |", "|---|---:|---:|---|---|"]
+        for c in (c for c in data["spearman"] if c["machine"] == machine):
+            lines.append(f"| {c['backend']} | {c['batch_size']} | {len(c['models'])} | {_rho(c['n_layer'])} | "
+                         f"{_rho(c['parameters'])} |")
+        slug = data["plots"][machine]
+        lines += ["", f"![decode ms/token vs depth]({slug['n_layer']})", f"![decode ms/token vs parameters]({slug['parameters']})", ""]
     if data["missing"]:
-        lines += ["", f"No benchmark report yet for: {', '.join(data['missing'])} (run `hubtool bench`)."]
-    runs = data["runs"]
-    devices = sorted({r["device"] for r in runs})
-    lines += ["", "## Runs", "", f"Devices: {', '.join(devices)}.", ""]
-    for run in runs:
-        s = run["settings"]
-        lines.append(
-            f"- {run['model']}: {run['created']}, prompt {s['prompt_len']}, {s['new_tokens']} new tokens, "
-            f"batch {s['batch_size']}, {s['repeats']} repeats, {s['threads']} threads, "
-            f"memory bandwidth {run['memory_bandwidth_gbps']:.1f} GB/s"
-        )
+        lines += [f"No current result for: {', '.join(data['missing'])} (run `hubtool bench`).", ""]
+    skipped = [r for r in data["runs"] if not r["used"]]
+    if skipped:
+        lines += ["Not used:", ""] + [f"- {r['model']} on {r['machine']} ({r['created']}): {r['why_not']}" for r in skipped]
     return "\n".join(lines) + "\n"
 
 
+def _slug(machine_id: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in machine_id)
+
+
 def family_report(specs: list[ModelSpec], *, root: Path, out_dir: Path | None = None) -> FamilyReport:
-    """Table, Spearman correlations and decode plots for ``specs``: Markdown, JSON and PNG."""
-    rows, missing, runs = collect_rows(specs, root=root)
+    """Per-machine tables, Spearman tests and decode plots for ``specs``: Markdown, JSON and PNG."""
+    rows, runs, missing = collect(specs, root=root)
     if not rows:
         raise ArtifactError(
-            f"no {REPORT_FILE} under {display_path(root)} for {', '.join(s.name for s in specs)}; run 'hubtool bench' first"
+            f"no current benchmark result under {display_path(root)} for {', '.join(s.name for s in specs)}; "
+            "run 'hubtool bench' (smoke runs from --quick are not results)"
         )
     out_dir = out_dir or root / REPORT_DIR
     out_dir.mkdir(parents=True, exist_ok=True)
+    machines = sorted({r["machine"] for r in rows})
+    ids = {r["machine"]: r["machine_id"] for r in rows}
+    plots = {m: {key: f"decode_vs_{'layers' if key == 'n_layer' else 'params'}-{_slug(ids[m])}.png"
+                 for key in ("n_layer", "parameters")} for m in machines}
     data = {
-        "schema": "hubtool.report/1",
+        "schema": "hubtool.report/2",
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
-        "rows": rows, "spearman": correlations(rows), "missing": missing, "runs": runs,
-        "plots": dict(PLOTS),
+        "design": design(specs), "machines": machines, "rows": rows, "spearman": correlations(rows),
+        "missing": missing, "runs": runs, "plots": plots,
     }
     paths = {"json": out_dir / "report.json", "markdown": out_dir / "report.md"}
-    for key, name in PLOTS.items():
-        paths[key] = out_dir / name
-        _plot(rows, key, paths[key])
+    for machine in machines:
+        for key, name in plots[machine].items():
+            paths[f"{key}:{machine}"] = out_dir / name
+            _plot(rows, machine, key, out_dir / name)
     write_json(paths["json"], data)
     write_text(paths["markdown"], render_markdown(data))
     return FamilyReport(data=data, paths=paths)

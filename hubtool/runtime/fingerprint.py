@@ -29,6 +29,41 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+# Environment variables that change what torch, Inductor, the thread pools or the imports do.
+ENV_PREFIXES = ("TORCH", "TORCHDYNAMO_", "TORCHINDUCTOR_", "TRITON_", "OMP_", "MKL_", "KMP_", "VLLM_", "CUDA_",
+                "HUBTOOL_THREADS", "PYTORCH_", "NVIDIA_TF32")
+ENV_NAMES = ("PYTHONPATH", "LD_PRELOAD", "LD_LIBRARY_PATH")
+# CPU features that decide which kernels run (x86 and Arm names as /proc/cpuinfo spells them).
+ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
+             "avx512_bf16", "avx512_fp16", "amx_bf16", "amx_int8", "amx_tile", "asimd", "sve", "sve2", "bf16", "i8mm")
+
+
+def relevant_environment(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The variables of ``environ`` (default: this process's) that change results."""
+    env = os.environ if environ is None else environ
+    return {k: v for k, v in sorted(env.items()) if k.startswith(ENV_PREFIXES) or k in ENV_NAMES}
+
+
+def cpu_flags() -> list[str]:
+    """The instruction-set features of ISA_FLAGS this CPU has."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return []
+    for line in text.splitlines():
+        if line.startswith(("flags", "Features")):
+            have = set(line.split(":", 1)[1].split())
+            return [flag for flag in ISA_FLAGS if flag in have]
+    return []
+
+
+def load_average() -> float | None:
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return None
+
+
 def fingerprint(**extra: Any) -> dict[str, Any]:
     """Machine, libraries and numeric settings now. Imports torch (call inside workers).
 
@@ -45,7 +80,10 @@ def fingerprint(**extra: Any) -> dict[str, Any]:
             "logical_cores": os.cpu_count(),
             "affinity_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
             "torch_threads": torch.get_num_threads(),
+            "isa": cpu_flags(),
         },
+        "environment": relevant_environment(),
+        "load_average": load_average(),
         "gpu": None,
         "precision": {
             "float32_matmul_precision": torch.get_float32_matmul_precision(),

@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -27,14 +28,29 @@ from pathlib import Path
 from typing import Any, Callable
 
 STDERR_TAIL_CHARS = 4000
+CAUSE_SCAN_CHARS = 200_000
+# "SomeError: message" at the start of a line, as a traceback ends; warnings are not causes.
+_EXCEPTION_LINE = re.compile(r"^(?:[A-Za-z_][\w]*\.)*[A-Za-z_]\w*(?:Error|Exception|Interrupt|Exit|Failure)(?::.*)?$")
 
 
-def cache_root() -> Path:
-    """Where compile caches and run scratch live: HUBTOOL_CACHE, else the user cache folder."""
-    env = os.environ.get("HUBTOOL_CACHE")
-    if env:
-        return Path(env)
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "hubtool"
+def root_cause(stderr: str) -> str | None:
+    """The line naming the first exception in a child's stderr: the cause, not the last words.
+
+    Python prints a chain of exceptions cause first, and libraries add boilerplate after
+    the last one (PyTorch's "Set TORCHDYNAMO_VERBOSE=1 ..."), so the last line of stderr is
+    rarely what went wrong.
+    """
+    lines = stderr.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("Traceback (most recent call last)"):
+            for candidate in lines[i + 1:]:
+                text = candidate.strip()
+                if candidate and not candidate[0].isspace() and _EXCEPTION_LINE.match(text):
+                    return text[:500]
+    for line in lines:
+        if _EXCEPTION_LINE.match(line.strip()) and not line[:1].isspace():
+            return line.strip()[:500]
+    return None
 
 
 @dataclass(frozen=True)
@@ -46,6 +62,7 @@ class IsolatedResult:
     exit_code: int | None
     stderr_tail: str | None
     seconds: float
+    cause: str | None = None  # the first exception's line in the child's stderr (the root cause)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -111,15 +128,16 @@ def run_isolated(
             code = child.wait(None)
         seconds = time.perf_counter() - start
         tail = _tail(run_dir / "stderr.log")
+        cause = root_cause(_tail(run_dir / "stderr.log", CAUSE_SCAN_CHARS) or "")
         if timed_out:
-            return IsolatedResult("timeout", None, code, tail, seconds)
+            return IsolatedResult("timeout", None, code, tail, seconds, cause)
         if code == 0 and result_path.is_file():
             try:
                 payload = json.loads(result_path.read_text())
             except ValueError:
-                return IsolatedResult("crashed", None, code, tail or "unreadable result file", seconds)
+                return IsolatedResult("crashed", None, code, tail or "unreadable result file", seconds, cause)
             return IsolatedResult("ok", payload["result"], code, tail, seconds)
-        return IsolatedResult("crashed", None, code, tail, seconds)
+        return IsolatedResult("crashed", None, code, tail, seconds, cause)
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
 

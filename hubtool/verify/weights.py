@@ -9,12 +9,12 @@ Pickle files are refused unless allowed: loading one can run arbitrary code.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from hubtool.errors import ArtifactError
 from hubtool.evidence.provenance import read_provenance
+from hubtool.evidence.verification import Check
 from hubtool.folder import safetensors
 from hubtool.folder.io import read_json_object
 from hubtool.folder.names import CONFIG_FILE, PROVENANCE_FILE, WEIGHT_SUFFIX
@@ -24,16 +24,6 @@ PICKLE_SUFFIXES = (".bin", ".pt", ".pkl", ".pth")
 # Non-persistent attention buffers that old GPT-2 checkpoints carry: not weights.
 BUFFER_SUFFIXES = (".attn.bias", ".attn.masked_bias")
 _LIST_LIMIT = 5
-
-
-@dataclass(frozen=True)
-class Check:
-    name: str
-    status: str  # "passed" | "failed" | "skipped"
-    detail: str
-
-    def to_dict(self) -> dict[str, str]:
-        return {"name": self.name, "status": self.status, "detail": self.detail}
 
 
 def _names(items: list[str]) -> str:
@@ -80,23 +70,23 @@ def check_weights(
     checks: list[Check] = []
     pickles = _pickle_files(folder)
     if pickles and not allow_pickle:
-        checks.append(Check("pickle files", "failed",
+        checks.append(Check(name="pickle files", status="failed", detail=
                             f"refusing pickle weight file(s) {_names(pickles)}: loading them can run code "
                             "(allow them explicitly to load anyway)"))
     elif pickles:
-        checks.append(Check("pickle files", "passed", f"allowed on request: {_names(pickles)}"))
+        checks.append(Check(name="pickle files", status="passed", detail=f"allowed on request: {_names(pickles)}"))
     else:
-        checks.append(Check("pickle files", "passed", "none; weights are safetensors"))
+        checks.append(Check(name="pickle files", status="passed", detail="none; weights are safetensors"))
 
     config = read_config(folder)
     remote = sorted(p.name for p in folder.glob("*.py"))
     if config and config.get("auto_map"):
         remote.insert(0, "config.json auto_map")
-    checks.append(Check("remote code", "passed",
+    checks.append(Check(name="remote code", status="passed", detail=
                         f"never trusted: {_names(remote)} ignored, built-in GPT-2 class used" if remote
                         else "none in the folder; never trusted"))
     if config is None:
-        checks.append(Check("config", "failed", f"{CONFIG_FILE}: missing or not a JSON object"))
+        checks.append(Check(name="config", status="failed", detail=f"{CONFIG_FILE}: missing or not a JSON object"))
         return checks, {}
 
     checks.append(_config_check(config, spec_config=spec_config, spec_dtype=spec_dtype))
@@ -106,7 +96,7 @@ def check_weights(
     try:
         shapes = expected_shapes(config)
     except (KeyError, TypeError, ValueError) as exc:
-        checks.append(Check("tensor names", "failed", f"{CONFIG_FILE}: cannot derive GPT-2 tensors: {exc}"))
+        checks.append(Check(name="tensor names", status="failed", detail=f"{CONFIG_FILE}: cannot derive GPT-2 tensors: {exc}"))
         return checks, digests
     checks.extend(_tensor_checks(digests, shapes, config, spec_dtype))
     checks.append(_provenance_check(folder, digests))
@@ -119,8 +109,8 @@ def _config_check(config: dict[str, Any], *, spec_config: dict[str, Any] | None,
         problems.append(f"model_type is {config.get('model_type')!r}, not 'gpt2'")
     if spec_config is None:
         if problems:
-            return Check("config matches spec", "failed", f"{CONFIG_FILE}: " + "; ".join(problems))
-        return Check("config matches spec", "skipped", "no spec: the folder has no hubtool provenance")
+            return Check(name="config matches spec", status="failed", detail=f"{CONFIG_FILE}: " + "; ".join(problems))
+        return Check(name="config matches spec", status="skipped", detail="no spec: the folder has no hubtool provenance")
     for key, want in sorted(spec_config.items()):
         have = config.get(key, None)
         if key == "n_inner" and have is None:
@@ -131,14 +121,14 @@ def _config_check(config: dict[str, Any], *, spec_config: dict[str, Any] | None,
     if spec_dtype and declared != spec_dtype:
         problems.append(f"dtype is {declared!r}, spec says {spec_dtype!r}")
     if problems:
-        return Check("config matches spec", "failed", f"{CONFIG_FILE}: " + "; ".join(problems))
-    return Check("config matches spec", "passed", f"{len(spec_config)} architecture keys and dtype agree")
+        return Check(name="config matches spec", status="failed", detail=f"{CONFIG_FILE}: " + "; ".join(problems))
+    return Check(name="config matches spec", status="passed", detail=f"{len(spec_config)} architecture keys and dtype agree")
 
 
 def _read_tensors(folder: Path, checks: list[Check], pickles: list[str]) -> dict[str, dict[str, Any]] | None:
     files = sorted(folder.glob(f"*{WEIGHT_SUFFIX}"))
     if not files and not pickles:
-        checks.append(Check("safetensors file", "failed", "no *.safetensors weights file in the folder"))
+        checks.append(Check(name="safetensors file", status="failed", detail="no *.safetensors weights file in the folder"))
         return None
     digests: dict[str, dict[str, Any]] = {}
     problems: list[str] = []
@@ -148,12 +138,12 @@ def _read_tensors(folder: Path, checks: list[Check], pickles: list[str]) -> dict
         if not found:
             digests.update(safetensors.tensor_digests(path))
     if problems:
-        checks.append(Check("safetensors file", "failed", "; ".join(problems[:_LIST_LIMIT])))
+        checks.append(Check(name="safetensors file", status="failed", detail="; ".join(problems[:_LIST_LIMIT])))
         return None
     if pickles:
         digests.update(pickle_digests([folder / p for p in pickles]))
     names = ", ".join(p.name for p in files) or "pickle only"
-    checks.append(Check("safetensors file", "passed", f"{names}: header consistent with the data"))
+    checks.append(Check(name="safetensors file", status="passed", detail=f"{names}: header consistent with the data"))
     return digests
 
 
@@ -168,30 +158,30 @@ def _tensor_checks(
     if missing or unexpected:
         parts = ([f"missing tensor(s) {_names(missing)}"] if missing else []) + (
             [f"unexpected tensor(s) {_names(unexpected)}"] if unexpected else [])
-        checks.append(Check("tensor names", "failed", "; ".join(parts)))
+        checks.append(Check(name="tensor names", status="failed", detail="; ".join(parts)))
     else:
-        checks.append(Check("tensor names", "passed", f"all {len(shapes)} expected tensors, nothing else"))
+        checks.append(Check(name="tensor names", status="passed", detail=f"all {len(shapes)} expected tensors, nothing else"))
 
     wrong_shape = [f"{n} is {digests[n]['shape']}, config implies {list(s)}"
                    for n, s in sorted(shapes.items()) if n in digests and list(digests[n]["shape"]) != list(s)]
-    checks.append(Check("tensor shapes", "failed", "; ".join(wrong_shape[:_LIST_LIMIT])) if wrong_shape
-                  else Check("tensor shapes", "passed", "every shape matches config.json"))
+    checks.append(Check(name="tensor shapes", status="failed", detail="; ".join(wrong_shape[:_LIST_LIMIT])) if wrong_shape
+                  else Check(name="tensor shapes", status="passed", detail="every shape matches config.json"))
 
     declared = spec_dtype or config.get("dtype") or config.get("torch_dtype") or "float32"
     code = safetensors.dtype_code(declared)
     wrong_dtype = sorted(n for n in have if digests[n]["dtype"] != code)
-    checks.append(Check("dtype", "failed", f"declared {declared} ({code}); " + ", ".join(
+    checks.append(Check(name="dtype", status="failed", detail=f"declared {declared} ({code}); " + ", ".join(
         f"{n} is {digests[n]['dtype']}" for n in wrong_dtype[:_LIST_LIMIT])) if wrong_dtype
-                  else Check("dtype", "passed", f"every tensor is {code} as declared ({declared})"))
+                  else Check(name="dtype", status="passed", detail=f"every tensor is {code} as declared ({declared})"))
 
     if not tied:
-        checks.append(Check("tied weights", "passed", "config does not tie lm_head to wte; lm_head stored"))
+        checks.append(Check(name="tied weights", status="passed", detail="config does not tie lm_head to wte; lm_head stored"))
     elif "lm_head.weight" not in digests:
-        checks.append(Check("tied weights", "passed", "lm_head.weight is tied to transformer.wte.weight (not stored)"))
+        checks.append(Check(name="tied weights", status="passed", detail="lm_head.weight is tied to transformer.wte.weight (not stored)"))
     elif digests["lm_head.weight"]["sha256"] == digests.get("transformer.wte.weight", {}).get("sha256"):
-        checks.append(Check("tied weights", "passed", "stored lm_head.weight equals transformer.wte.weight"))
+        checks.append(Check(name="tied weights", status="passed", detail="stored lm_head.weight equals transformer.wte.weight"))
     else:
-        checks.append(Check("tied weights", "failed",
+        checks.append(Check(name="tied weights", status="failed", detail=
                             "lm_head.weight differs from transformer.wte.weight although config.json ties them"))
     return checks
 
@@ -200,14 +190,14 @@ def _provenance_check(folder: Path, digests: dict[str, dict[str, Any]]) -> Check
     try:
         prov = read_provenance(folder)
     except ArtifactError as exc:
-        return Check("bit-identical to build", "failed", str(exc))
+        return Check(name="bit-identical to build", status="failed", detail=str(exc))
     recorded = {name: t.model_dump() for name, t in prov.tensors.items()} if prov else None
     if not recorded:
-        return Check("bit-identical to build", "skipped", f"no {PROVENANCE_FILE} with tensor digests")
+        return Check(name="bit-identical to build", status="skipped", detail=f"no {PROVENANCE_FILE} with tensor digests")
     changed = sorted(n for n, meta in recorded.items() if n in digests and digests[n]["sha256"] != meta.get("sha256"))
     gone = sorted(set(recorded) - set(digests))
     if changed or gone:
         parts = ([f"tensor(s) {_names(changed)} differ from the sha256 recorded at build"] if changed else []) + (
             [f"tensor(s) {_names(gone)} recorded at build are missing"] if gone else [])
-        return Check("bit-identical to build", "failed", "; ".join(parts))
-    return Check("bit-identical to build", "passed", f"{len(recorded)} tensor sha256s match {PROVENANCE_FILE}")
+        return Check(name="bit-identical to build", status="failed", detail="; ".join(parts))
+    return Check(name="bit-identical to build", status="passed", detail=f"{len(recorded)} tensor sha256s match {PROVENANCE_FILE}")

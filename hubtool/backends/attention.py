@@ -1,4 +1,10 @@
-"""Loading a model folder with transformers, shared by the torch backends."""
+"""transformers with a named attention implementation: ``eager`` (plain PyTorch, the parity
+reference) or ``sdpa`` (torch's scaled_dot_product_attention kernels).
+
+``load`` reads safetensors only, never remote code, and records what transformers reported
+while loading. ``proof`` checks that the model really runs the attention it is labelled
+with: transformers can fall back silently when an implementation is unavailable.
+"""
 
 from __future__ import annotations
 
@@ -16,23 +22,14 @@ class Loaded:
     info: dict[str, Any] = field(default_factory=dict)
     refresh: Callable[[], dict[str, Any]] | None = None
 
-    def logits(self, input_ids, attention_mask=None):
-        """Logits of one forward pass, no KV cache kept (parity and prefill measurements)."""
-        import torch
-
-        with torch.inference_mode():
-            out = self.model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
-        return out.logits
-
     def refresh_info(self) -> dict[str, Any]:
+        """``info`` with counters read now (compile's graph and cache counters)."""
         if self.refresh is not None:
             self.info.update(self.refresh())
         return self.info
 
 
-def load_transformers(
-    folder: Path, *, backend: str, attn_implementation: str, device: str = "cpu", dtype: str = "float32"
-) -> Loaded:
+def load(folder: Path, *, device: str = "cpu", dtype: str = "float32", attn_implementation: str = "eager") -> Loaded:
     """``from_pretrained`` with safetensors only and no remote code; records the load report."""
     import torch
     from transformers import AutoModelForCausalLM
@@ -47,17 +44,25 @@ def load_transformers(
         trust_remote_code=False,
         local_files_only=True,
         output_loading_info=True,
+        use_safetensors=True,
     )
     model = model.to(device).eval()
-    seconds = time.perf_counter() - start
     info = {
-        "backend": backend,
         "attn_implementation": attn_implementation,
+        "attn_implementation_used": getattr(model.config, "_attn_implementation", None),
         "device": device,
         "dtype": dtype,
-        "load_seconds": round(seconds, 4),
+        "load_seconds": round(time.perf_counter() - start, 4),
         "missing_keys": sorted(loading.get("missing_keys", [])),
         "unexpected_keys": sorted(loading.get("unexpected_keys", [])),
         "mismatched_keys": sorted(str(k) for k in loading.get("mismatched_keys", [])),
     }
     return Loaded(model=model, info=info)
+
+
+def proof(info: dict[str, Any]) -> list[str]:
+    """Why this run does not count as the labelled attention (empty: it does)."""
+    want, used = info.get("attn_implementation"), info.get("attn_implementation_used")
+    if used != want:
+        return [f"transformers ran attention {used!r}, not the requested {want!r}"]
+    return []
