@@ -10,6 +10,7 @@ from hubtool.build.folder import build_model, check_output_root, needs_build
 from hubtool.spec.catalog import artifacts_root, resolve_targets
 from hubtool.cli.options import all_option, names_argument, out_option
 from hubtool.errors import display_path
+from hubtool.runtime.progress import Progress
 
 
 @click.command("build")
@@ -33,12 +34,17 @@ def build_cmd(names: tuple[str, ...], all_: bool, out: Path | None, force: bool)
     specs = resolve_targets(names, all_=all_)
     root = artifacts_root(out)
     check_output_root(root)
-    for spec in specs:
-        if needs_build(spec, root=root, force=force):
-            click.echo(f"{spec.name}: building ({spec.parameters:,} parameters)...", err=True)
-        result = build_model(spec, root=root, force=force)
-        where = display_path(result.path)
-        if result.status == "up-to-date":
-            click.echo(f"{spec.name}: up to date, nothing to do (--force rebuilds) -> {where}")
-        else:
-            click.echo(f"{spec.name}: {result.status} in {result.seconds:.1f}s -> {where}")
+    with Progress() as progress:
+        for spec in specs:
+            if needs_build(spec, root=root, force=force):
+                # The first build of a process also pays for importing torch and transformers.
+                with progress.stage(spec.name, "build") as stage:
+                    stage.update(detail=f"{spec.parameters:,} parameters")
+                    result = build_model(spec, root=root, force=force)
+            else:
+                result = build_model(spec, root=root, force=force)
+            where = display_path(result.path)
+            if result.status == "up-to-date":
+                click.echo(f"{spec.name}: up to date, nothing to do (--force rebuilds) -> {where}")
+            else:
+                click.echo(f"{spec.name}: {result.status} in {result.seconds:.1f}s -> {where}")

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import click
 
 from hubtool.spec.catalog import family_for, model_dir, resolve_targets
 from hubtool.cli.options import all_option, names_argument, out_option
 from hubtool.errors import UsageError
+from hubtool.runtime.progress import Progress, format_count
 
 
 def format_changes(changes) -> list[str]:
@@ -64,26 +67,73 @@ def push_cmd(names: tuple[str, ...], all_: bool, repo_id: str | None, namespace:
     specs = resolve_targets(names, all_=all_)
     if repo_id and (namespace or len(specs) != 1):
         raise UsageError("--repo-id takes exactly one model and no --namespace")
-    for spec in specs:
-        target = repo_id or (f"{namespace}/{spec.name}" if namespace else family_for(spec).repo_id(spec.name))
-        result = push_model(
-            model_dir(spec.name, out), repo_id=target, endpoint=endpoint, private=private, revision=revision,
-            create_pr=create_pr, commit_message=commit_message, dry_run=dry_run, force=force,
+    with Progress() as progress, _hub_bars_off():
+        for spec in specs:
+            target = repo_id or (f"{namespace}/{spec.name}" if namespace else family_for(spec).repo_id(spec.name))
+            folder = model_dir(spec.name, out)
+            push = dict(repo_id=target, endpoint=endpoint, private=private, revision=revision, create_pr=create_pr,
+                        commit_message=commit_message, dry_run=dry_run, force=force)
+            if dry_run or not _pushable(folder, force=force):
+                result = push_model(folder, **push)  # quick, or refused with its one-line error
+            else:
+                with progress.stage(spec.name, "push") as stage:
+                    stage.update(detail=_folder_size(folder))
+                    result = push_model(folder, **push)
+            _report(spec.name, result, dry_run=dry_run)
+
+
+def _pushable(folder: Path, *, force: bool) -> bool:
+    """Whether push_model gets past its local checks (so a refusal prints its error alone)."""
+    from hubtool.errors import HubtoolError
+    from hubtool.hub.push import check_card
+
+    if not folder.is_dir():
+        return False
+    try:
+        if not force:
+            check_card(folder, name=folder.name)
+    except HubtoolError:
+        return False
+    return True
+
+
+def _folder_size(folder: Path) -> str:
+    from hubtool.hub.push import repo_files
+
+    files = repo_files(folder)
+    return f"{len(files)} files, {format_count(sum(p.stat().st_size for p in files), None, 'B')}"
+
+
+@contextmanager
+def _hub_bars_off() -> Iterator[None]:
+    """huggingface_hub's own tqdm bars off while pushing: they draw with carriage returns even into
+    a log, and would fight the live display. (It has no upload-bytes callback to show instead.)"""
+    from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
+
+    were_off = are_progress_bars_disabled()
+    disable_progress_bars()
+    try:
+        yield
+    finally:
+        if not were_off:
+            enable_progress_bars()
+
+
+def _report(name: str, result, *, dry_run: bool) -> None:
+    where = f"{result.repo_id}@{result.revision}"
+    click.echo(f"{name} -> {where} at {result.endpoint}{' (dry run)' if dry_run else ''}")
+    for line in format_changes(result.changes):
+        click.echo(line)
+    if result.status == "dry-run":
+        click.echo(f"{name}: {counts(result)}; nothing was changed")
+    elif result.status == "up-to-date":
+        click.echo(f"{name}: {where} is up to date ({result.count('unchanged')} files unchanged); no commit")
+    else:
+        sent = result.count("add") + result.count("update")
+        click.echo(
+            f"{name}: committed {sent} file(s) in {result.seconds:.1f}s; "
+            f"verified {len(result.verified)} remote files (size + sha256)"
         )
-        where = f"{result.repo_id}@{result.revision}"
-        click.echo(f"{spec.name} -> {where} at {result.endpoint}{' (dry run)' if dry_run else ''}")
-        for line in format_changes(result.changes):
-            click.echo(line)
-        if result.status == "dry-run":
-            click.echo(f"{spec.name}: {counts(result)}; nothing was changed")
-        elif result.status == "up-to-date":
-            click.echo(f"{spec.name}: {where} is up to date ({result.count('unchanged')} files unchanged); no commit")
-        else:
-            sent = result.count("add") + result.count("update")
-            click.echo(
-                f"{spec.name}: committed {sent} file(s) in {result.seconds:.1f}s; "
-                f"verified {len(result.verified)} remote files (size + sha256)"
-            )
-            click.echo(f"  commit: {result.commit_url}")
-            if result.pr_url:
-                click.echo(f"  pull request: {result.pr_url}")
+        click.echo(f"  commit: {result.commit_url}")
+        if result.pr_url:
+            click.echo(f"  pull request: {result.pr_url}")
