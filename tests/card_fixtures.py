@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -70,17 +68,12 @@ def benchmark_report(name: str, n_layer: int) -> dict[str, Any]:
 
 
 def linked_family(src_root: Path, dst_root: Path) -> Path:
-    """A copy of a built family whose big files are hard links (cheap, and edits stay local)."""
+    """A private copy of a built family: weights hard-linked (cheap), every other file copied."""
+    from tests.conftest import linked_copy
+
     for folder in sorted(src_root.iterdir()):
         if folder.is_dir() and not folder.name.startswith("."):
-            shutil.copytree(folder, dst_root / folder.name, copy_function=os.link)
-            # Files a test may rewrite must not be shared with the session-wide build.
-            for name in ("README.md", "measurements.json", "config.json"):
-                path = dst_root / folder.name / name
-                if path.exists():
-                    data = path.read_bytes()
-                    path.unlink()
-                    path.write_bytes(data)
+            linked_copy(folder, dst_root / folder.name)
     return dst_root
 
 

@@ -1,11 +1,27 @@
-"""Shared fixtures: the reference family figures and built model folders."""
+"""Shared fixtures: the reference family figures, built model folders, and the test lanes.
+
+Every reference model is built at most ONCE per run, lazily, on first use, into one
+session-wide artifacts root. Those folders are shared and read-only: a test that writes
+into a model folder (verify writes verification.json, card writes README.md, ...) takes a
+private copy first (``tiny_copy``, ``private_models``, ``linked_copy``). A check at the end
+of the run fails if any shared folder was changed.
+
+Lanes (markers registered in pyproject.toml; ``make test-fast`` deselects all three):
+  slow    more than a few seconds even on tiny-gpt2 (torch.compile, the demo, many processes)
+  family  needs gpt2-25m, gpt2-50m or gpt2-100m built; added automatically to tests that
+          request their fixtures, and refused (with a message) to tests that build them
+          through ``built``/``private_models`` without the marker
+  vllm    starts vLLM when it is installed
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -21,6 +37,29 @@ REFERENCE = {
 }
 ALL_NAMES = list(REFERENCE)
 
+SMALL_MODEL = "tiny-gpt2"  # the only model the fast lane builds
+# Session fixtures of the bigger models: a test that requests one is in the family lane.
+FAMILY_FIXTURES = {"gpt2_25m_dir": "gpt2-25m", "gpt2_50m_dir": "gpt2-50m", "gpt2_100m_dir": "gpt2-100m",
+                   "family_dir": None}
+# Only the weights are hard-linked into private copies: tests rewrite the small files in place.
+LINKED_FILES = ("model.safetensors",)
+
+
+def model_params(names: list[str] | None = None) -> list:
+    """``names`` (default: every reference model) as parametrize values; the big ones marked family."""
+    return [pytest.param(n, id=n, marks=() if n == SMALL_MODEL else pytest.mark.family) for n in names or ALL_NAMES]
+
+
+MODEL_PARAMS = model_params()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark family every test that uses a bigger model's fixture (before -m deselects)."""
+    for item in items:
+        if set(getattr(item, "fixturenames", ())) & FAMILY_FIXTURES.keys() and not item.get_closest_marker("family"):
+            item.add_marker(pytest.mark.family)
+
 
 @pytest.fixture(autouse=True)
 def _offline_and_isolated(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
@@ -34,21 +73,128 @@ def _offline_and_isolated(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pyt
         monkeypatch.setenv("HUBTOOL_CONFIGS", str(CONFIGS))
 
 
-@pytest.fixture(scope="session")
-def family_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Every reference spec built once, into a session-wide artifacts root."""
-    from hubtool.build.folder import build_model
-    from hubtool.spec.catalog import resolve_spec
+# -- built models ------------------------------------------------------------------------------
+def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
+    return {p.name: (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(folder.iterdir())}
 
-    root = tmp_path_factory.mktemp("artifacts")
+
+class SessionModels:
+    """The reference models, each built on first request into one root, never twice."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.built: dict[str, dict[str, tuple[int, int]]] = {}
+
+    def path(self, name: str) -> Path:
+        if name not in self.built:
+            from hubtool.build.folder import build_model
+            from hubtool.spec.catalog import resolve_spec
+
+            folder = build_model(resolve_spec(name, CONFIGS), root=self.root).path
+            self.built[name] = _snapshot(folder)
+        return self.root / name
+
+    def changed(self) -> list[str]:
+        """Shared folders whose files differ from what the build left (a test wrote into one)."""
+        return [name for name, files in self.built.items() if _snapshot(self.root / name) != files]
+
+
+@pytest.fixture(scope="session")
+def session_models(tmp_path_factory: pytest.TempPathFactory):
+    """The one session artifacts root. At the end: did any test change a shared folder?"""
+    models = SessionModels(tmp_path_factory.mktemp("artifacts"))
+    yield models
+    changed = models.changed()
+    assert not changed, f"tests wrote into the shared model folder(s) {changed}: copy a model before changing it"
+
+
+def _require_family(request: pytest.FixtureRequest, name: str) -> None:
+    if name != SMALL_MODEL and request.node.get_closest_marker("family") is None:
+        pytest.fail(f"{request.node.nodeid} builds {name}: mark it @pytest.mark.family (the fast lane builds "
+                    f"{SMALL_MODEL} only)", pytrace=False)
+
+
+@pytest.fixture
+def built(request: pytest.FixtureRequest, session_models: SessionModels) -> Callable[[str], Path]:
+    """``built(name)``: the shared, read-only folder of a reference model, built on first use."""
+
+    def get(name: str) -> Path:
+        _require_family(request, name)
+        return session_models.path(name)
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def tiny_dir(session_models: SessionModels) -> Path:
+    """tiny-gpt2, shared and read-only (copy it before changing anything)."""
+    return session_models.path("tiny-gpt2")
+
+
+@pytest.fixture(scope="session")
+def gpt2_25m_dir(session_models: SessionModels) -> Path:
+    return session_models.path("gpt2-25m")
+
+
+@pytest.fixture(scope="session")
+def gpt2_50m_dir(session_models: SessionModels) -> Path:
+    return session_models.path("gpt2-50m")
+
+
+@pytest.fixture(scope="session")
+def gpt2_100m_dir(session_models: SessionModels) -> Path:
+    return session_models.path("gpt2-100m")
+
+
+@pytest.fixture(scope="session")
+def family_dir(session_models: SessionModels) -> Path:
+    """The session root with every reference model built (shared and read-only)."""
     for name in ALL_NAMES:
-        build_model(resolve_spec(name, CONFIGS), root=root)
-    return root
+        session_models.path(name)
+    return session_models.root
+
+
+def linked_copy(src: Path, dst: Path) -> Path:
+    """A private copy of a model folder: the weights hard-linked (cheap), every other file copied.
+
+    Hubtool's writers replace files (temp file + rename), which breaks the link; a test that
+    rewrites the weights in place must unlink them first.
+    """
+    dst.mkdir(parents=True)
+    for path in sorted(src.iterdir()):
+        if path.is_dir():
+            shutil.copytree(path, dst / path.name)
+        elif path.name in LINKED_FILES:
+            os.link(path, dst / path.name)
+        else:
+            shutil.copy2(path, dst / path.name)
+    return dst
+
+
+@pytest.fixture
+def tiny_copy(tiny_dir: Path, tmp_path: Path) -> Path:
+    """A private copy of tiny-gpt2 at tmp_path/tiny-gpt2, free to change."""
+    return linked_copy(tiny_dir, tmp_path / "tiny-gpt2")
+
+
+@pytest.fixture
+def private_models(built: Callable[[str], Path], tmp_path: Path) -> Callable[..., Path]:
+    """``private_models(*names)``: an artifacts root in tmp_path holding private copies of those models."""
+    root = tmp_path / "artifacts"
+
+    def make(*names: str) -> Path:
+        root.mkdir(exist_ok=True)
+        for name in names:
+            linked_copy(built(name), root / name)
+        return root
+
+    return make
 
 
 @pytest.fixture(scope="session")
-def tiny_dir(family_dir: Path) -> Path:
-    return family_dir / "tiny-gpt2"
+def verify_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One compile-cache root for the run's verify and bench calls, as a user's cache would be."""
+    return tmp_path_factory.mktemp("hubtool-cache")
 
 
 def run_hubtool(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:

@@ -11,9 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from hubtool.build.folder import build_model
-from hubtool.spec.catalog import resolve_spec
 from hubtool.hub.server import StagingHub
+from tests.conftest import linked_copy
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CARD = "---\nlicense: mit\nlibrary_name: transformers\n---\n# {name}\n\nWritten by hand for the tests.\n"
@@ -23,23 +22,16 @@ def write_card(folder: Path) -> None:
     (folder / "README.md").write_text(CARD.format(name=folder.name))
 
 
-@pytest.fixture(scope="session")
-def built(tmp_path_factory) -> Path:
-    """tiny-gpt2 and gpt2-25m built once, each with a hand-written card. Copy before changing."""
-    root = tmp_path_factory.mktemp("built")
-    for name in ("tiny-gpt2", "gpt2-25m"):
-        result = build_model(resolve_spec(name), root=root)
-        write_card(result.path)
-    return root
-
-
 @pytest.fixture
-def models(built, tmp_path) -> Path:
-    """A private copy of tiny-gpt2 (tests change its files); gpt2-25m is linked, read-only."""
+def models(request, built, tmp_path) -> Path:
+    """Private copies of the built models, each with a hand-written card: tiny-gpt2 (tests change
+    its files), and gpt2-25m for tests marked family (its weights are hard-linked: read-only)."""
     root = tmp_path / "artifacts"
     root.mkdir()
-    shutil.copytree(built / "tiny-gpt2", root / "tiny-gpt2", copy_function=shutil.copy2)
-    (root / "gpt2-25m").symlink_to(built / "gpt2-25m")
+    shutil.copytree(built("tiny-gpt2"), root / "tiny-gpt2", copy_function=shutil.copy2)
+    write_card(root / "tiny-gpt2")
+    if request.node.get_closest_marker("family"):
+        write_card(linked_copy(built("gpt2-25m"), root / "gpt2-25m"))
     return root
 
 

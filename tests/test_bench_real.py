@@ -13,7 +13,6 @@ from hubtool.build.folder import build_model
 from hubtool.spec.catalog import configs_dir
 from hubtool.cli.main import cli
 from hubtool.spec.model import load_spec
-from tests.conftest import CONFIGS
 
 BACKENDS = ["eager", "sdpa", "compile"]
 DEEP_BACKENDS = ["eager", "sdpa"]
@@ -137,12 +136,12 @@ def _cuda() -> bool:
 
 @pytest.mark.slow
 @pytest.mark.skipif(not _cuda(), reason="needs a CUDA GPU: CUDA events, CUDA graphs (reduce-overhead)")
-def test_cuda_cells_finish_or_crash_never_hang(tmp_path):
+@pytest.mark.family
+def test_cuda_cells_finish_or_crash_never_hang(private_models, tmp_path):
     """eager, compile and reduce-overhead + StaticCache on a GPU, at a long decode (128 tokens)."""
     from hubtool.bench.harness import BenchSettings, bench_models
-    from hubtool.spec.catalog import resolve_spec
 
-    folder = build_model(resolve_spec("gpt2-25m", CONFIGS), root=tmp_path).path
+    folder = private_models("gpt2-25m") / "gpt2-25m"
     settings = BenchSettings(device="cuda", new_tokens=128, warmup=1, repeats=5, timeout=420)
     written = bench_models([("gpt2-25m", folder)], backends=["eager", "compile", "compile-ro"], settings=settings,
                            cache_dir=tmp_path / ".cache")
@@ -167,12 +166,13 @@ def _vllm() -> bool:
 
 @pytest.mark.slow
 @pytest.mark.skipif(not _vllm(), reason="vLLM is not installed (make vllm installs its CPU build)")
-def test_vllm_cell_uses_request_metrics(tmp_path):
+@pytest.mark.family
+@pytest.mark.vllm
+def test_vllm_cell_uses_request_metrics(private_models, tmp_path):
     """gpt2-25m through vLLM: phases from its request timestamps (one engine start: a minute)."""
     from hubtool.bench.harness import BenchSettings, bench_models
-    from hubtool.spec.catalog import resolve_spec
 
-    models = [("gpt2-25m", build_model(resolve_spec("gpt2-25m", CONFIGS), root=tmp_path).path)]
+    models = [("gpt2-25m", private_models("gpt2-25m") / "gpt2-25m")]
     settings = BenchSettings(prompt_len=8, new_tokens=8, warmup=1, repeats=3, threads=1, timeout=400)
     written = bench_models(models, backends=["vllm"], settings=settings, cache_dir=tmp_path / ".cache")
     cell = json.loads(written["gpt2-25m"].read_text())["cells"]["vllm"]

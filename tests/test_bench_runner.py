@@ -76,13 +76,10 @@ def test_gc_is_off_while_timing():
 
 
 @pytest.fixture(scope="module")
-def small_model(tmp_path_factory):
+def small_model(gpt2_25m_dir):
     from hubtool.backends import eager
-    from hubtool.build.folder import build_model
-    from hubtool.spec.catalog import resolve_spec
 
-    folder = build_model(resolve_spec("gpt2-25m"), root=tmp_path_factory.mktemp("m")).path
-    return eager.load(folder).model
+    return eager.load(gpt2_25m_dir).model
 
 
 @pytest.mark.slow

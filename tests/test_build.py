@@ -21,7 +21,7 @@ from hubtool.errors import TokenizerError
 from hubtool.spec.model import load_spec
 from hubtool.build.tokenizer import BUNDLED_SHA256, bundled_files
 from hubtool.folder.hashing import sha256_file
-from tests.conftest import ALL_NAMES, CONFIGS, REFERENCE, run_hubtool
+from tests.conftest import CONFIGS, MODEL_PARAMS, REFERENCE, run_hubtool
 
 EXPECTED_FILES = {
     "config.json", "generation_config.json", "model.safetensors", "tokenizer.json",
@@ -29,9 +29,9 @@ EXPECTED_FILES = {
 }
 
 
-@pytest.mark.parametrize("name", ALL_NAMES)
-def test_built_folder_matches_spec_and_reference(family_dir: Path, name: str) -> None:
-    folder = family_dir / name
+@pytest.mark.parametrize("name", MODEL_PARAMS)
+def test_built_folder_matches_spec_and_reference(built, name: str) -> None:
+    folder = built(name)
     spec = resolve_spec(name, CONFIGS)
     assert {p.name for p in folder.iterdir()} == EXPECTED_FILES
     assert (folder / "model.safetensors").stat().st_size == spec.weight_bytes == REFERENCE[name][5]
@@ -49,12 +49,12 @@ def test_built_folder_matches_spec_and_reference(family_dir: Path, name: str) ->
         assert config[key] == value, key
 
 
-@pytest.mark.parametrize("name", ALL_NAMES)
-def test_transformers_reload_is_bit_identical(family_dir: Path, name: str) -> None:
+@pytest.mark.parametrize("name", MODEL_PARAMS)
+def test_transformers_reload_is_bit_identical(built, name: str) -> None:
     import torch
     from transformers import AutoModelForCausalLM
 
-    folder = family_dir / name
+    folder = built(name)
     model = AutoModelForCausalLM.from_pretrained(folder)
     assert model.num_parameters() == REFERENCE[name][4]
     assert model.lm_head.weight.data_ptr() == model.transformer.wte.weight.data_ptr()
@@ -70,19 +70,20 @@ def test_transformers_reload_is_bit_identical(family_dir: Path, name: str) -> No
     assert set(recorded) == set(state) - {"lm_head.weight"}
 
 
-@pytest.mark.parametrize("name", ALL_NAMES)
-def test_tokenizer_loads_offline_and_encodes_gpt2(family_dir: Path, name: str) -> None:
+@pytest.mark.parametrize("name", MODEL_PARAMS)
+def test_tokenizer_loads_offline_and_encodes_gpt2(built, name: str) -> None:
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(family_dir / name)
+    tok = AutoTokenizer.from_pretrained(built(name))
     assert tok("Hello world")["input_ids"] == [15496, 995]
     assert len(tok) == 50257 and tok.eos_token == "<|endoftext|>"
     assert tok.decode([15496, 995]) == "Hello world"
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ALL_NAMES)
-def test_build_in_another_process_is_byte_identical(family_dir: Path, tmp_path: Path, name: str) -> None:
+@pytest.mark.parametrize("name", MODEL_PARAMS)
+def test_build_in_another_process_is_byte_identical(built, tmp_path: Path, name: str) -> None:
+    family_dir = built(name).parent
     done = run_hubtool("build", name, "--out", str(tmp_path))
     assert done.returncode == 0, done.stderr
     assert f"{name}: built in" in done.stdout

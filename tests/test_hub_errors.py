@@ -12,7 +12,7 @@ import pytest
 from hubtool.errors import HubError
 from hubtool.hub.pull import is_repo_id, parse_repo_ref, pull_repo
 from hubtool.hub.push import push_model
-from tests.hub_fixtures import built, hf_home, hub, models, run_cli, token_hub  # noqa: F401 - fixtures
+from tests.hub_fixtures import hf_home, hub, models, run_cli, token_hub  # noqa: F401 - fixtures
 
 
 def one_line_error(done) -> str:

@@ -14,7 +14,7 @@ from hubtool.cli.main import cli
 from hubtool.errors import ArtifactError
 from hubtool.hub.pull import pull_repo
 from hubtool.hub.push import push_model, repo_files
-from tests.hub_fixtures import built, hf_home, hub, models, same_files  # noqa: F401 - fixtures
+from tests.hub_fixtures import hf_home, hub, models, same_files  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.slow
 
@@ -23,6 +23,7 @@ def names(folder) -> list[str]:
     return [p.relative_to(folder).as_posix() for p in repo_files(folder)]
 
 
+@pytest.mark.family  # pushes gpt2-25m
 def test_push_then_download_is_byte_identical(models, hub, tmp_path):
     for model in ("tiny-gpt2", "gpt2-25m"):
         folder = models / model

@@ -21,7 +21,6 @@ from hubtool.hub.pull import pull_repo
 from hubtool.hub.push import push_model, repo_files
 from tests.hub_fixtures import (  # noqa: F401 - fixtures
     REPO_ROOT,
-    built,
     hf_cli,
     hf_home,
     hub,
@@ -62,6 +61,7 @@ def test_restart_keeps_every_commit(models, hub, tmp_path):
     assert push_model(folder, repo_id="org/tiny", endpoint=hub.url).status == "up-to-date"
 
 
+@pytest.mark.family  # pushes gpt2-25m
 def test_client_killed_during_lfs_upload_leaves_previous_commit(models, hub, monkeypatch):
     tiny = models / "tiny-gpt2"
     first = push_model(tiny, repo_id="org/m", endpoint=hub.url)
@@ -176,6 +176,7 @@ def test_token_never_appears_in_output_logs_or_files(models, token_hub, hf_home,
                 assert token.encode() not in path.read_bytes(), path
 
 
+@pytest.mark.family  # pushes gpt2-25m
 def test_hf_upload_and_download_work_against_the_hub(models, hub, tmp_path):
     folder = models / "tiny-gpt2"
     env = {"HF_ENDPOINT": hub.url, "HF_HUB_DISABLE_XET": "1"}

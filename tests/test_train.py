@@ -14,14 +14,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from hubtool.build.folder import build_model
 from hubtool.evidence.provenance import read_provenance as _read_provenance
 
 
 def read_provenance(folder):
     return _read_provenance(folder).to_dict()
 from hubtool.folder.safetensors import tensor_digests as safetensors_digests
-from hubtool.spec.catalog import resolve_spec
 from hubtool.cli.main import cli
 from hubtool.folder.hashing import sha256_file
 from hubtool.train.loop import CHECKPOINT_DIR, CHECKPOINT_FILE, train_model
@@ -31,12 +29,6 @@ REPO = Path(__file__).resolve().parent.parent
 SMALL = {"seq_len": 32, "batch_size": 4, "lr": 2e-2}
 SMALL_ARGS = ["--seq-len", "32", "--batch-size", "4", "--lr", "2e-2"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HUBTOOL_CONFIGS": str(REPO / "model_configs")}
-
-
-@pytest.fixture(scope="session")
-def tiny_built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("train-artifacts")
-    return build_model(resolve_spec("tiny-gpt2", REPO / "model_configs"), root=root).path
 
 
 @pytest.fixture(autouse=True)
@@ -50,9 +42,9 @@ def _one_thread():
 
 
 @pytest.fixture
-def tiny(tiny_built: Path, tmp_path: Path) -> Path:
-    """A private copy of the freshly built tiny-gpt2 folder."""
-    return Path(shutil.copytree(tiny_built, tmp_path / "tiny-gpt2"))
+def tiny(tiny_dir: Path, tmp_path: Path) -> Path:
+    """A private copy of the session's freshly built tiny-gpt2 folder."""
+    return Path(shutil.copytree(tiny_dir, tmp_path / "tiny-gpt2"))
 
 
 def folder_digest(folder: Path) -> dict[str, str]:
@@ -114,26 +106,26 @@ def test_loss_falls_and_outputs_are_recorded(tiny: Path) -> None:
 
 
 @pytest.mark.slow
-def test_same_seed_same_bytes(tiny_built: Path, tmp_path: Path) -> None:
+def test_same_seed_same_bytes(tiny_dir: Path, tmp_path: Path) -> None:
     digests = []
     for run in ("a", "b"):
-        folder = Path(shutil.copytree(tiny_built, tmp_path / run))
+        folder = Path(shutil.copytree(tiny_dir, tmp_path / run))
         train_model(folder, steps=15, seed=3, **SMALL)
         digests.append(sha256_file(folder / "model.safetensors"))
-    other = Path(shutil.copytree(tiny_built, tmp_path / "other-seed"))
+    other = Path(shutil.copytree(tiny_dir, tmp_path / "other-seed"))
     train_model(other, steps=15, seed=4, **SMALL)
     assert digests[0] == digests[1]
-    assert digests[0] != sha256_file(tiny_built / "model.safetensors")
+    assert digests[0] != sha256_file(tiny_dir / "model.safetensors")
     assert sha256_file(other / "model.safetensors") != digests[0]
 
 
 @pytest.mark.slow
-def test_killed_run_resumes_to_the_same_bytes(tiny_built: Path, tmp_path: Path) -> None:
+def test_killed_run_resumes_to_the_same_bytes(tiny_dir: Path, tmp_path: Path) -> None:
     steps, every = 120, 10
-    reference = Path(shutil.copytree(tiny_built, tmp_path / "reference"))
+    reference = Path(shutil.copytree(tiny_dir, tmp_path / "reference"))
     train_model(reference, steps=steps, checkpoint_every=every, seed=0, **SMALL)
 
-    folder = Path(shutil.copytree(tiny_built, tmp_path / "interrupted"))
+    folder = Path(shutil.copytree(tiny_dir, tmp_path / "interrupted"))
     untouched = sha256_file(folder / "model.safetensors")
     checkpoint = folder / CHECKPOINT_DIR / CHECKPOINT_FILE
     proc = subprocess.Popen(
@@ -166,7 +158,7 @@ def test_killed_run_resumes_to_the_same_bytes(tiny_built: Path, tmp_path: Path) 
 
 
 @pytest.mark.slow
-def test_two_processes_match_one(tiny_built: Path, tmp_path: Path) -> None:
+def test_two_processes_match_one(tiny_dir: Path, tmp_path: Path) -> None:
     """Two processes each take half of every batch; DDP averages their gradients.
 
     (accelerate's ``--cpu`` flag alone starts a single process; ACCELERATE_USE_CPU=1 with
@@ -184,9 +176,9 @@ def test_two_processes_match_one(tiny_built: Path, tmp_path: Path) -> None:
     from safetensors.torch import load_file
 
     steps = 20
-    single = Path(shutil.copytree(tiny_built, tmp_path / "single"))
+    single = Path(shutil.copytree(tiny_dir, tmp_path / "single"))
     train_model(single, steps=steps, seed=0, **SMALL)
-    double = Path(shutil.copytree(tiny_built, tmp_path / "double"))
+    double = Path(shutil.copytree(tiny_dir, tmp_path / "double"))
     launched = subprocess.run(
         [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
          "-m", "hubtool.cli.main", "train", str(double), "--steps", str(steps), *SMALL_ARGS],
@@ -197,7 +189,7 @@ def test_two_processes_match_one(tiny_built: Path, tmp_path: Path) -> None:
 
     one, two = (json.loads((f / "train_loss.json").read_text())["loss"] for f in (single, double))
     assert max(abs(a - b) for a, b in zip(one, two)) < 1e-4
-    start, w1, w2 = (load_file(f / "model.safetensors") for f in (tiny_built, single, double))
+    start, w1, w2 = (load_file(f / "model.safetensors") for f in (tiny_dir, single, double))
     assert w1.keys() == w2.keys()
     assert max((w1[k] - w2[k]).abs().max().item() for k in w1) < 5e-4
     moved = torch.cat([(w1[k] - start[k]).flatten() for k in w1]).norm()
@@ -245,7 +237,7 @@ def test_bad_options_are_usage_errors(tiny: Path) -> None:
     assert folder_digest(tiny) == before
 
 
-def test_corpus_globs_jsonl_and_packing(tiny_built: Path, tmp_path: Path) -> None:
+def test_corpus_globs_jsonl_and_packing(tiny_dir: Path, tmp_path: Path) -> None:
     from transformers import AutoTokenizer
 
     from hubtool.train.corpus import load_corpus, pack
@@ -258,7 +250,7 @@ def test_corpus_globs_jsonl_and_packing(tiny_built: Path, tmp_path: Path) -> Non
     assert [Path(s).name for s in corpus.sources] == ["a.txt", "b.txt", "c.jsonl"]
     assert load_corpus([str(tmp_path / "c.jsonl"), str(tmp_path / "*.txt")]).sha256 != corpus.sha256
 
-    tok = AutoTokenizer.from_pretrained(str(tiny_built))
+    tok = AutoTokenizer.from_pretrained(str(tiny_dir))
     packed = pack(corpus, tok, seq_len=3)
     # "Hello world again" = 3 tokens, "Hello world" = [15496, 995], each followed by <|endoftext|>.
     stream = [*tok("Hello world again")["input_ids"], 50256, 15496, 995, 50256,

@@ -12,9 +12,9 @@ from click.testing import CliRunner
 from hubtool.backends import vllm as vllm_backend
 from hubtool.cli.main import cli
 from hubtool.verify.run import SCHEMA, verify_target
-from tests.verify_fixtures import built_root, gpt2_25m, tiny_model, verify_cache  # noqa: F401
+from tests.conftest import linked_copy
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]  # torch.compile, cold, on a loaded CPU
 HAS_VLLM = vllm_backend.available()
 needs_vllm = pytest.mark.skipif(not HAS_VLLM, reason="vLLM is not installed (make vllm installs its CPU build)")
 REPORT_KEYS = {"schema", "target", "model_dir", "repo_id", "revision", "created", "fingerprint", "tolerances",
@@ -47,13 +47,24 @@ def assert_compiled(cell: dict) -> None:
     assert m["fxgraph_cache_hits"] + m["fxgraph_cache_misses"] >= m["graphs"]
 
 
-def test_tiny_gpt2_every_backend(tiny_model, verify_cache):
+@pytest.fixture(scope="module")
+def warm_verify_cache(verify_cache, tiny_dir, tmp_path_factory):
+    """The run's compile cache after one compile of tiny-gpt2 in it: what a user's second verify
+    finds. (Cheap when an earlier test already compiled tiny-gpt2 there.)"""
+    folder = linked_copy(tiny_dir, tmp_path_factory.mktemp("warm") / "tiny-gpt2")
+    report = verify_target(str(folder), backends="compile", cache_dir=verify_cache, out_json=folder / "r.json")
+    assert report["backends"]["compile"]["status"] == "passed", report["backends"]["compile"]
+    return verify_cache
+
+
+@pytest.mark.vllm  # tries vLLM when installed (tiny-gpt2 is refused)
+def test_tiny_gpt2_every_backend(tiny_copy, verify_cache):
     seen = []
-    report = verify_target(str(tiny_model), cache_dir=verify_cache,
+    report = verify_target(str(tiny_copy), cache_dir=verify_cache,
                            progress=lambda event, backend, cell: seen.append((event, backend)))
     assert set(report) - {"report_path"} == REPORT_KEYS
     assert report["schema"] == SCHEMA and report["repo_id"] is None
-    saved = json.loads((tiny_model / "verification.json").read_text())
+    saved = json.loads((tiny_copy / "verification.json").read_text())
     assert saved["backends"].keys() == report["backends"].keys() == {"eager", "sdpa", "compile", "vllm"}
     assert report["weights"]["status"] == "passed"
     assert {c["name"] for c in report["weights"]["checks"] if c["status"] == "passed"} >= {
@@ -77,13 +88,13 @@ def test_tiny_gpt2_every_backend(tiny_model, verify_cache):
     assert [b for e, b in seen if e == "start"] == ["eager", "sdpa", "compile", "vllm"][:4 if HAS_VLLM else 3]
 
 
-def test_killed_backend_is_crashed_while_others_complete(tiny_model, verify_cache, tmp_path):
+def test_killed_backend_is_crashed_while_others_complete(tiny_copy, warm_verify_cache, tmp_path):
     def progress(event, backend, data):
         if event == "start" and backend == "sdpa":
             # At once, while the worker is still loading: a delay races its ~0.3 s run.
             os.kill(data["pid"], signal.SIGKILL)
 
-    report = verify_target(str(tiny_model), backends="eager,sdpa,compile", cache_dir=verify_cache,
+    report = verify_target(str(tiny_copy), backends="eager,sdpa,compile", cache_dir=warm_verify_cache,
                            out_json=tmp_path / "r.json", progress=progress)
     cells = report["backends"]
     assert cells["sdpa"]["status"] == "crashed"
@@ -93,12 +104,15 @@ def test_killed_backend_is_crashed_while_others_complete(tiny_model, verify_cach
     assert cells["eager"]["status"] == "passed"
     assert cells["compile"]["status"] == "passed"
     assert_compiled(cells["compile"])
-    assert cells["compile"]["metrics"]["fxgraph_cache_hits"] > 0  # warm: the first test filled the cache
+    assert cells["compile"]["metrics"]["fxgraph_cache_hits"] > 0  # warm: warm_verify_cache compiled tiny-gpt2 there
     assert report["status"] == "failed"
     assert json.loads((tmp_path / "r.json").read_text())["backends"]["sdpa"]["status"] == "crashed"
 
 
-def test_gpt2_25m_cli_every_backend(gpt2_25m, built_root, verify_cache, tmp_path):
+@pytest.mark.family
+@pytest.mark.vllm
+def test_gpt2_25m_cli_every_backend(private_models, verify_cache, tmp_path):
+    built_root = private_models("gpt2-25m")
     out = tmp_path / "report.json"
     result = CliRunner().invoke(
         cli, ["verify", "gpt2-25m", "--out", str(built_root), "--json", str(out)],
@@ -128,10 +142,10 @@ def test_gpt2_25m_cli_every_backend(gpt2_25m, built_root, verify_cache, tmp_path
 
 
 @needs_vllm
-def test_gpt2_100m_vllm_is_unsupported_with_its_reason(built_root, verify_cache, tmp_path):
-    from tests.verify_fixtures import build
-
-    folder = build("gpt2-100m", built_root)
+@pytest.mark.family
+@pytest.mark.vllm
+def test_gpt2_100m_vllm_is_unsupported_with_its_reason(gpt2_100m_dir, verify_cache, tmp_path):
+    folder = gpt2_100m_dir  # read-only: the report goes to tmp_path
     report = verify_target(str(folder), backends="vllm", cache_dir=verify_cache, out_json=tmp_path / "r.json")
     cell = report["backends"]["vllm"]
     assert cell["status"] == "unsupported"

@@ -5,16 +5,16 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from hubtool.cli.main import cli
 from tests.test_card import HAND_WRITTEN
-from tests.verify_fixtures import built_root, tiny_model, verify_cache  # noqa: F401
 
 
-def test_verify_fails_on_a_card_that_contradicts_the_files(tiny_model: Path, verify_cache: Path, tmp_path: Path, monkeypatch) -> None:
+def test_verify_fails_on_a_card_that_contradicts_the_files(tiny_dir: Path, verify_cache: Path, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("HUBTOOL_CACHE", str(verify_cache))
-    folder = shutil.copytree(tiny_model, tmp_path / "tiny-gpt2")
+    folder = shutil.copytree(tiny_dir, tmp_path / "tiny-gpt2")
     (folder / "README.md").write_text(HAND_WRITTEN)
     result = CliRunner().invoke(cli, ["verify", str(folder), "--backend", "eager"])
     assert result.exit_code == 1, result.output
@@ -24,10 +24,11 @@ def test_verify_fails_on_a_card_that_contradicts_the_files(tiny_model: Path, ver
     assert "eager" in result.output and "passed" in result.output
 
 
-def test_verify_passes_hubtool_s_own_card(tiny_model: Path, verify_cache: Path, tmp_path: Path, monkeypatch) -> None:
+@pytest.mark.slow  # two verify runs of two backends each, and a card: about a minute under load
+def test_verify_passes_hubtool_s_own_card(tiny_dir: Path, verify_cache: Path, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("HUBTOOL_CACHE", str(verify_cache))
     root = tmp_path / "artifacts"
-    shutil.copytree(tiny_model, root / "tiny-gpt2")
+    shutil.copytree(tiny_dir, root / "tiny-gpt2")
     runner = CliRunner()
     first = runner.invoke(cli, ["verify", "tiny-gpt2", "--out", str(root), "--backend", "eager,sdpa"])
     assert first.exit_code == 0, first.output

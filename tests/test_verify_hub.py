@@ -9,7 +9,7 @@ import pytest
 from hubtool.errors import HubError
 from hubtool.hub.push import push_model
 from hubtool.verify.run import verify_target
-from tests.hub_fixtures import built, hf_home, hub, models  # noqa: F401 - fixtures
+from tests.hub_fixtures import hf_home, hub, models  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.slow
 

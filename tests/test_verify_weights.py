@@ -9,16 +9,14 @@ from click.testing import CliRunner
 
 from hubtool.cli.main import cli
 from hubtool.verify.run import verify_target
-from tests.verify_fixtures import (  # noqa: F401 - fixtures
-    built_root, copy_model, read_header, tensor_offsets, tiny_model, verify_cache, write_header,
-)
+from tests.verify_fixtures import copy_model, read_header, tensor_offsets, write_header
 
 WEIGHTS = "model.safetensors"
 
 
 @pytest.fixture
-def broken(tiny_model, tmp_path):
-    return copy_model(tiny_model, tmp_path / "model")
+def broken(tiny_dir, tmp_path):
+    return copy_model(tiny_dir, tmp_path / "model")
 
 
 def failed_checks(report: dict) -> dict[str, str]:
@@ -154,8 +152,8 @@ def pickle_only(src, dst):
     return dst
 
 
-def test_pickle_only_folder_is_refused(tiny_model, tmp_path):
-    folder = pickle_only(tiny_model, tmp_path / "pickled")
+def test_pickle_only_folder_is_refused(tiny_dir, tmp_path):
+    folder = pickle_only(tiny_dir, tmp_path / "pickled")
     result = CliRunner().invoke(cli, ["verify", str(folder), "--backend", "eager", "--json",
                                       str(tmp_path / "r.json")], env={"HUBTOOL_CACHE": str(tmp_path / "c")})
     assert result.exit_code == 1, result.output
@@ -165,8 +163,8 @@ def test_pickle_only_folder_is_refused(tiny_model, tmp_path):
 
 
 @pytest.mark.slow
-def test_pickle_only_folder_loads_when_allowed(tiny_model, tmp_path, verify_cache):
-    folder = pickle_only(tiny_model, tmp_path / "pickled")
+def test_pickle_only_folder_loads_when_allowed(tiny_dir, tmp_path, verify_cache):
+    folder = pickle_only(tiny_dir, tmp_path / "pickled")
     report = verify_target(str(folder), backends="eager", allow_pickle=True, cache_dir=verify_cache)
     checks = {c["name"]: c for c in report["weights"]["checks"]}
     assert checks["pickle files"]["detail"] == "allowed on request: pytorch_model.bin"

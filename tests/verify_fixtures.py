@@ -1,13 +1,12 @@
-"""Helpers for the verify tests: built models and deliberately broken copies of them."""
+"""Helpers for the verify tests: building into a root, copies, and raw safetensors headers to break.
+
+The built models themselves are session fixtures in conftest.py (each built once per run)."""
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
-
-import pytest
 
 from hubtool.build.folder import build_model
 from hubtool.spec.catalog import resolve_spec
@@ -40,25 +39,3 @@ def tensor_offsets(path: Path, name: str) -> tuple[int, int]:
     base = 8 + int.from_bytes(raw[:8], "little")
     start, end = header[name]["data_offsets"]
     return base + start, base + end
-
-
-# -- fixtures (imported by the verify test modules) --------------------------------------------
-@pytest.fixture(scope="session")
-def built_root(tmp_path_factory):
-    return tmp_path_factory.mktemp("artifacts")
-
-
-@pytest.fixture(scope="session")
-def tiny_model(built_root):
-    return build("tiny-gpt2", built_root)
-
-
-@pytest.fixture(scope="session")
-def gpt2_25m(built_root):
-    return build("gpt2-25m", built_root)
-
-
-@pytest.fixture(scope="session")
-def verify_cache(tmp_path_factory):
-    """Inductor caches kept across a module's verify runs, as a user's cache would be."""
-    return tmp_path_factory.mktemp("hubtool-cache")

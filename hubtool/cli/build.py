@@ -10,6 +10,7 @@ from hubtool.build.folder import build_model, check_output_root, needs_build
 from hubtool.spec.catalog import artifacts_root, resolve_targets
 from hubtool.cli.options import EXIT_CODES_HELP, all_option, echo_json, json_option, names_argument, out_option
 from hubtool.errors import display_path
+from hubtool.runtime.progress import Progress
 
 
 @click.command("build", epilog=EXIT_CODES_HELP)
@@ -35,18 +36,23 @@ def build_cmd(names: tuple[str, ...], all_: bool, out: Path | None, force: bool,
     root = artifacts_root(out)
     check_output_root(root)
     results = []
-    for spec in specs:
-        if needs_build(spec, root=root, force=force):
-            click.echo(f"{spec.name}: building ({spec.parameters:,} parameters)...", err=True)
-        result = build_model(spec, root=root, force=force)
-        results.append({"model": spec.name, "path": str(result.path), "status": result.status,
-                        "seconds": round(result.seconds, 3)})
-        where = display_path(result.path)
-        if as_json:
-            continue
-        if result.status == "up-to-date":
-            click.echo(f"{spec.name}: up to date, nothing to do (--force rebuilds) -> {where}")
-        else:
-            click.echo(f"{spec.name}: {result.status} in {result.seconds:.1f}s -> {where}")
+    with Progress() as progress:
+        for spec in specs:
+            if needs_build(spec, root=root, force=force):
+                # The first build of a process also pays for importing torch and transformers.
+                with progress.stage(spec.name, "build") as stage:
+                    stage.update(detail=f"{spec.parameters:,} parameters")
+                    result = build_model(spec, root=root, force=force)
+            else:
+                result = build_model(spec, root=root, force=force)
+            results.append({"model": spec.name, "path": str(result.path), "status": result.status,
+                            "seconds": round(result.seconds, 3)})
+            where = display_path(result.path)
+            if as_json:
+                continue
+            if result.status == "up-to-date":
+                click.echo(f"{spec.name}: up to date, nothing to do (--force rebuilds) -> {where}")
+            else:
+                click.echo(f"{spec.name}: {result.status} in {result.seconds:.1f}s -> {where}")
     if as_json:
         echo_json(results)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import click
 
 from hubtool.spec.catalog import family_for, model_dir, resolve_targets
 from hubtool.cli.options import EXIT_CODES_HELP, all_option, echo_json, json_option, names_argument, out_option
 from hubtool.errors import UsageError
+from hubtool.runtime.progress import Progress, format_count
 
 
 def format_changes(changes) -> list[str]:
@@ -62,39 +65,75 @@ def push_cmd(names: tuple[str, ...], all_: bool, repo_id: str | None, namespace:
       hubtool push --all
       hubtool push tiny-gpt2 --endpoint http://127.0.0.1:8000 --revision staging
     """
-    from hubtool.hub.push import push_model
+    from hubtool.errors import ArtifactError, display_path
+    from hubtool.hub.push import check_card, push_model
 
     specs = resolve_targets(names, all_=all_)
-    summaries = []
     if repo_id and (namespace or len(specs) != 1):
         raise UsageError("--repo-id takes exactly one model and no --namespace")
-    for spec in specs:
-        target = repo_id or (f"{namespace}/{spec.name}" if namespace else family_for(spec).repo_id(spec.name))
-        result = push_model(
-            model_dir(spec.name, out), repo_id=target, endpoint=endpoint, private=private, revision=revision,
-            create_pr=create_pr, commit_message=commit_message, dry_run=dry_run, force=force,
-        )
-        where = f"{result.repo_id}@{result.revision}"
-        summaries.append({"model": spec.name, "repo_id": result.repo_id, "endpoint": result.endpoint,
-                          "revision": result.revision, "status": result.status, "commit": result.commit_oid,
-                          "changes": [c.__dict__ for c in result.changes], "verified": result.verified})
-        if as_json:
-            continue
-        click.echo(f"{spec.name} -> {where} at {result.endpoint}{' (dry run)' if dry_run else ''}")
-        for line in format_changes(result.changes):
-            click.echo(line)
-        if result.status == "dry-run":
-            click.echo(f"{spec.name}: {counts(result)}; nothing was changed")
-        elif result.status == "up-to-date":
-            click.echo(f"{spec.name}: {where} is up to date ({result.count('unchanged')} files unchanged); no commit")
-        else:
-            sent = result.count("add") + result.count("update")
-            click.echo(
-                f"{spec.name}: committed {sent} file(s) in {result.seconds:.1f}s; "
-                f"verified {len(result.verified)} remote files (size + sha256)"
-            )
-            click.echo(f"  commit: {result.commit_url}")
-            if result.pr_url:
-                click.echo(f"  pull request: {result.pr_url}")
+    summaries = []
+    with Progress() as progress, _hub_bars_off():
+        for spec in specs:
+            target = repo_id or (f"{namespace}/{spec.name}" if namespace else family_for(spec).repo_id(spec.name))
+            folder = model_dir(spec.name, out)
+            if not folder.is_dir():
+                raise ArtifactError(f"{display_path(folder)} does not exist; run `hubtool build {spec.name}` first")
+            if not force:  # refused with its one-line error before anything starts
+                check_card(folder, name=spec.name, repo_id=target)
+            push = dict(repo_id=target, endpoint=endpoint, private=private, revision=revision, create_pr=create_pr,
+                        commit_message=commit_message, dry_run=dry_run, force=True)  # the card was checked above
+            if dry_run:
+                result = push_model(folder, **push)
+            else:
+                with progress.stage(spec.name, "push") as stage:
+                    stage.update(detail=_folder_size(folder))
+                    result = push_model(folder, **push)
+            summaries.append({"model": spec.name, "repo_id": result.repo_id, "endpoint": result.endpoint,
+                              "revision": result.revision, "status": result.status, "commit": result.commit_oid,
+                              "changes": [c.__dict__ for c in result.changes], "verified": result.verified})
+            if not as_json:
+                _report(spec.name, result, dry_run=dry_run)
     if as_json:
         echo_json(summaries)
+
+
+def _folder_size(folder: Path) -> str:
+    from hubtool.hub.push import repo_files
+
+    files = repo_files(folder)
+    return f"{len(files)} files, {format_count(sum(p.stat().st_size for p in files), None, 'B')}"
+
+
+@contextmanager
+def _hub_bars_off() -> Iterator[None]:
+    """huggingface_hub's own tqdm bars off while pushing: they draw with carriage returns even into
+    a log, and would fight the live display. (It has no upload-bytes callback to show instead.)"""
+    from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
+
+    were_off = are_progress_bars_disabled()
+    disable_progress_bars()
+    try:
+        yield
+    finally:
+        if not were_off:
+            enable_progress_bars()
+
+
+def _report(name: str, result, *, dry_run: bool) -> None:
+    where = f"{result.repo_id}@{result.revision}"
+    click.echo(f"{name} -> {where} at {result.endpoint}{' (dry run)' if dry_run else ''}")
+    for line in format_changes(result.changes):
+        click.echo(line)
+    if result.status == "dry-run":
+        click.echo(f"{name}: {counts(result)}; nothing was changed")
+    elif result.status == "up-to-date":
+        click.echo(f"{name}: {where} is up to date ({result.count('unchanged')} files unchanged); no commit")
+    else:
+        sent = result.count("add") + result.count("update")
+        click.echo(
+            f"{name}: committed {sent} file(s) in {result.seconds:.1f}s; "
+            f"verified {len(result.verified)} remote files (size + sha256)"
+        )
+        click.echo(f"  commit: {result.commit_url}")
+        if result.pr_url:
+            click.echo(f"  pull request: {result.pr_url}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
@@ -10,27 +9,24 @@ import click
 from hubtool.spec.catalog import built_folder
 from hubtool.cli.options import EXIT_CODES_HELP, echo_json, json_option, out_option
 from hubtool.errors import display_path
+from hubtool.runtime.progress import Progress
 from hubtool.train.loop import DEFAULTS, TrainProgress, train_model
 
 
-def _reporter():
-    """A progress bar on a terminal; otherwise a line every tenth of the run (for logs)."""
-    bar = None
+def _reporter(progress: Progress, name: str):
+    """Steps done/total with the loss on the progress display; in plain (log) mode also a line
+    every tenth of the run, so a log keeps the loss curve. The stage opens at the first step,
+    so a bad corpus fails with its one-line error alone."""
+    stage = None
 
     def report(p: TrainProgress) -> None:
-        nonlocal bar
+        nonlocal stage
         status = f"loss {p.loss:.4f}  {p.tokens_per_s:,.0f} tok/s"
-        if sys.stderr.isatty():
-            if bar is None:
-                bar = click.progressbar(length=p.steps, label="training", file=sys.stderr,
-                                        item_show_func=lambda s: s, show_pos=True)
-                bar.__enter__()
-                bar.update(p.step - 1)
-            bar.update(1, status)
-            if p.step == p.steps:
-                bar.__exit__(None, None, None)
-        elif p.step % max(1, p.steps // 10) == 0 or p.step == p.steps:
-            click.echo(f"step {p.step}/{p.steps}  {status}", err=True)
+        if stage is None:
+            stage = progress.stage(name, "train", total=p.steps, unit="steps")
+        stage.update(done=p.step, detail=status)
+        if not progress.live and (p.step % max(1, p.steps // 10) == 0 or p.step == p.steps):
+            progress.line(f"{name}: step {p.step}/{p.steps}  {status}")
 
     return report
 
@@ -74,10 +70,11 @@ def train_cmd(name: str, corpus: tuple[str, ...], steps: int | None, seq_len: in
         -m hubtool.cli.main train gpt2-25m
     """
     folder = built_folder(name, out)
-    result = train_model(
-        folder, corpus=corpus, steps=steps, seq_len=seq_len, batch_size=batch_size, lr=lr,
-        seed=seed, checkpoint_every=checkpoint_every, resume=resume, progress=_reporter(),
-    )
+    with Progress() as progress:
+        result = train_model(
+            folder, corpus=corpus, steps=steps, seq_len=seq_len, batch_size=batch_size, lr=lr,
+            seed=seed, checkpoint_every=checkpoint_every, resume=resume, progress=_reporter(progress, folder.name),
+        )
     if not result.main_process:
         return
     if as_json:
