@@ -16,6 +16,8 @@ from hubtool.backends.registry import Backend
 
 def load(folder: Path, *, device: str = "cpu", dtype: str = "float32", attn_implementation: str = "eager",
          inject: str = "none", factor: float = 1.0, **compile_options: Any):
+    if inject == "raise":
+        _crash_like_inductor()
     if inject == "inductor-fallback":
         _hand_back_uncompiled_graphs()
         return compiled.load(folder, device=device, dtype=dtype, attn_implementation=attn_implementation,
@@ -42,6 +44,16 @@ def load(folder: Path, *, device: str = "cpu", dtype: str = "float32", attn_impl
 
 def proof(info: dict[str, Any]) -> list[str]:
     return compiled.proof(info) if info.get("compiler_backend") else attention.proof(info)
+
+
+def _crash_like_inductor() -> None:
+    """An exception, then boilerplate printed after it (as PyTorch prints after Dynamo's errors)."""
+    import atexit
+    import sys
+
+    atexit.register(lambda: print("\nSet TORCHDYNAMO_VERBOSE=1 for the internal stack trace (please do this "
+                                  "especially if you're reporting a bug to PyTorch).", file=sys.stderr))
+    raise RuntimeError("No working C++ compiler found")
 
 
 def _hand_back_uncompiled_graphs() -> None:

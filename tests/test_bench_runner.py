@@ -1,4 +1,4 @@
-"""The timed loop and the transformers runner, in process: what is inside the timer, and what is not."""
+"""The timed loop and the runners, in process: what is inside the timer, when it stops, what a failure records."""
 
 from __future__ import annotations
 
@@ -6,14 +6,19 @@ import time
 
 import pytest
 
-from hubtool.bench.phases import measure_phase, measure_phases
+from hubtool.bench.phases import StopRule, measure_phase, measure_phases
+from hubtool.bench.runners import Generated
 from hubtool.bench.timing import CpuClock, gc_paused, time_calls
+
+FIXED = StopRule(repeats=3)
 
 
 class SleepyRunner:
     """Prefill costs 30 ms, a decode step 2 ms: decode samples must not contain the prefill."""
 
     new_tokens = 5
+    batch_size = 1
+    prompt_len = 8
 
     def __init__(self, fail_decode_every: int = 0) -> None:
         self.steps = 0
@@ -23,47 +28,77 @@ class SleepyRunner:
         time.sleep(0.03)
         return 8
 
-    def begin_decode(self) -> None:
+    def decode(self, clock) -> list[float]:
+        time.sleep(0.03)  # the untimed prefill that fills the cache
+
+        def step() -> None:
+            self.steps += 1
+            if self.fail_decode_every and self.steps % self.fail_decode_every == 0:
+                raise RuntimeError("step exploded")
+            time.sleep(0.002)
+
+        return time_calls(step, calls=self.new_tokens, clock=clock)[0]
+
+    def generate(self, clock) -> Generated:
+        start = clock.host_now()
         time.sleep(0.03)
-
-    def decode_step(self) -> int:
-        self.steps += 1
-        if self.fail_decode_every and self.steps % self.fail_decode_every == 0:
-            raise RuntimeError("step exploded")
-        time.sleep(0.002)
-        return 1
-
-    def generate(self) -> int:
-        time.sleep(0.03 + 5 * 0.002)
-        return 5
+        stamps = [clock.host_now()]
+        for _ in range(self.new_tokens - 1):
+            time.sleep(0.002)
+            stamps.append(clock.host_now())
+        return Generated(tokens=self.new_tokens, ttft_ms=stamps[0] - start,
+                         itl_ms=[b - a for a, b in zip(stamps, stamps[1:])])
 
 
 def test_decode_excludes_prefill_and_times_each_step():
     runner = SleepyRunner()
-    results = measure_phases(runner, warmup=1, repeats=3, clock=CpuClock())
+    results = measure_phases(runner, warmup=1, rule=FIXED, clock=CpuClock())
     decode = results["decode"]
     assert len(decode["samples"]) == 3 and all(2.0 <= s < 15.0 for s in decode["samples"])
-    assert [len(steps) for steps in decode["step_samples"]] == [5, 5, 5]
     assert decode["tokens"] == [5, 5, 5]
     assert all(s >= 30.0 for s in results["prefill"]["samples"])
-    assert all(s >= 40.0 for s in results["e2e"]["samples"])
-    # Warmup passes run the full token count and are not samples.
-    assert runner.steps == (1 + 3) * 5
+    assert all(s >= 38.0 for s in results["e2e"]["samples"])
+    assert runner.steps == (1 + 3) * 5  # warmup passes run the full token count and are not samples
     assert results["prefill"]["first_call_ms"] >= 30.0
+    assert {r["stopped_by"] for r in results.values()} == {"repeats"}
+
+
+def test_ttft_and_itl_come_from_the_timed_generations_only():
+    results = measure_phases(SleepyRunner(), warmup=2, rule=StopRule(repeats=4), clock=CpuClock())
+    ttft, itl = results["ttft"], results["itl"]
+    assert len(ttft["samples"]) == 4  # one per timed generation: warmups add nothing
+    assert len(itl["samples"]) == 4 * (SleepyRunner.new_tokens - 1)  # iterations x (tokens - 1), no duplicates
+    assert all(s >= 30.0 for s in ttft["samples"]) and all(1.5 <= s < 15.0 for s in itl["samples"])
+    assert sum(ttft["samples"]) < sum(results["e2e"]["samples"])
 
 
 def test_a_failing_attempt_is_counted_and_the_loop_goes_on():
     runner = SleepyRunner(fail_decode_every=12)  # steps 12 and 24 fail: timed attempts 2 and 5
-    record = measure_phase(runner, "decode", warmup=1, repeats=5, clock=CpuClock())
+    record = measure_phase(runner, "decode", warmup=1, rule=StopRule(repeats=5), clock=CpuClock())
     assert record["attempts"] == 5 and record["failures"] == 2
     assert len(record["samples"]) == 3
     assert record["errors"] == ["RuntimeError: step exploded"] * 2
 
 
-def test_failing_warmup_fails_every_attempt():
+def test_a_failing_warmup_records_the_attempts_actually_made():
     runner = SleepyRunner(fail_decode_every=1)
-    record = measure_phase(runner, "decode", warmup=2, repeats=4, clock=CpuClock())
-    assert (record["attempts"], record["failures"], record["samples"]) == (4, 4, [])
+    record = measure_phase(runner, "decode", warmup=2, rule=StopRule(repeats=4), clock=CpuClock())
+    assert record["warmup_failed"] is True and record["warmup_attempts"] == 1
+    assert (record["attempts"], record["failures"], record["samples"]) == (0, 0, [])
+    assert record["errors"] == ["warmup: RuntimeError: step exploded"] and record["stopped_by"] == "failure"
+
+
+def test_the_stopping_rule_stops_on_a_narrow_interval_or_the_time_cap():
+    steady = measure_phase(SleepyRunner(), "prefill", warmup=0, clock=CpuClock(),
+                           rule=StopRule(min_repeats=10, max_repeats=60, target=0.5, max_seconds=30))
+    assert steady["stopped_by"] == "target" and 10 <= steady["attempts"] < 60
+    capped = measure_phase(SleepyRunner(), "prefill", warmup=0, clock=CpuClock(),
+                           rule=StopRule(min_repeats=10, max_repeats=60, target=1e-9, max_seconds=0.2))
+    assert capped["stopped_by"] == "time" and capped["attempts"] < 10
+    bounded = measure_phase(SleepyRunner(), "decode", warmup=0, clock=CpuClock(),
+                            rule=StopRule(min_repeats=3, max_repeats=4, target=1e-9, max_seconds=30))
+    assert bounded["stopped_by"] == "max" and bounded["attempts"] == 4
+    assert "stopping once the median's 95% interval is within 5%" in StopRule().describe()
 
 
 def test_gc_is_off_while_timing():
@@ -73,46 +108,6 @@ def test_gc_is_off_while_timing():
         assert not gc.isenabled()
     assert gc.isenabled()
     assert time_calls(gc.isenabled, calls=1, clock=CpuClock())[1] == [False]
-
-
-@pytest.fixture(scope="module")
-def small_model(gpt2_25m_dir):
-    from hubtool.backends import eager
-
-    return eager.load(gpt2_25m_dir).model
-
-
-@pytest.mark.slow
-def test_static_cache_decodes_like_the_dynamic_cache(small_model):
-    """The StaticCache path (what CUDA graphs need) gives the same greedy tokens as the default."""
-    import torch
-
-    from hubtool.bench.torch_runner import TorchRunner
-
-    tokens = {}
-    for static in (False, True):
-        runner = TorchRunner(small_model, prompt_len=8, new_tokens=6, batch_size=2, seed=0, static_cache=static)
-        for _ in range(2):  # the second pass reuses (resets) the preallocated cache
-            runner.begin_decode()
-            seq = [runner._token.clone()]
-            for _ in range(6):
-                assert runner.decode_step() == 2
-                seq.append(runner._token.clone())
-        tokens[static] = torch.cat(seq, 1)
-        assert runner.prefill() == 16
-        assert runner.generate() == 12
-    assert torch.equal(tokens[False], tokens[True])
-
-
-def test_cuda_clock_and_reduce_overhead_cell():
-    torch = pytest.importorskip("torch")
-    if not torch.cuda.is_available():
-        pytest.skip("needs a CUDA GPU: CUDA events and reduce-overhead (CUDA graphs) run only there")
-    from hubtool.bench.timing import CudaClock
-
-    x = torch.randn(2048, 2048, device="cuda")
-    samples, _ = time_calls(lambda: x @ x, calls=5, clock=CudaClock())
-    assert all(s > 0 for s in samples)
 
 
 def test_one_collection_before_the_repeats_none_between_them():
@@ -130,8 +125,76 @@ def test_one_collection_before_the_repeats_none_between_them():
     try:
         for phase in ("prefill", "decode", "e2e"):
             collections.clear()
-            record = measure_phase(SleepyRunner(), phase, warmup=0, repeats=4, clock=CpuClock())
+            record = measure_phase(SleepyRunner(), phase, warmup=0, rule=StopRule(repeats=4), clock=CpuClock())
             assert len(record["samples"]) == 4
             assert len(collections) == 1, (phase, collections)
     finally:
         gc.callbacks.remove(count)
+
+
+@pytest.mark.slow
+def test_static_cache_generates_like_the_dynamic_cache(tiny_dir):
+    """The StaticCache path (what CUDA graphs need) gives the same tokens as the default cache."""
+    import torch
+
+    from hubtool.backends import attention
+    from hubtool.bench.runners import TorchRunner
+
+    model = attention.load(tiny_dir, attn_implementation="sdpa").model
+    out = {}
+    for static in (False, True):
+        runner = TorchRunner(model, prompt_len=8, new_tokens=6, batch_size=2, seed=0, static_cache=static)
+        steps = runner.decode(CpuClock())
+        assert len(steps) == 6 and all(s > 0 for s in steps)
+        assert runner.prefill() == 16
+        generated = runner.generate(CpuClock())
+        assert generated.tokens == 12 and len(generated.itl_ms) == 5 and generated.ttft_ms > 0
+        with torch.inference_mode():
+            out[static] = model.generate(runner.ids, attention_mask=runner.attention_mask, max_new_tokens=6,
+                                         min_new_tokens=6, do_sample=False, pad_token_id=model.config.eos_token_id,
+                                         **({"cache_implementation": "static", "disable_compile": True} if static
+                                            else {}))
+    assert torch.equal(out[False], out[True])
+
+
+@pytest.mark.slow
+@pytest.mark.family
+def test_prefill_is_what_generate_computes(gpt2_25m_dir):
+    """Prefill equals a bare forward with logits_to_keep=1 (interleaved, in one process), and is far
+    from the full-vocabulary-logits forward it used to time on this wide, shallow model."""
+    import statistics
+
+    import torch
+
+    from hubtool.backends import attention
+    from hubtool.bench.runners import TorchRunner
+
+    model = attention.load(gpt2_25m_dir, attn_implementation="sdpa").model
+    runner = TorchRunner(model, prompt_len=32, new_tokens=4, batch_size=1, seed=0)
+    clock = CpuClock()
+
+    def bare(keep: int) -> None:
+        with torch.inference_mode():
+            model(input_ids=runner.ids, use_cache=True, logits_to_keep=keep)
+
+    timings: dict[str, list[float]] = {"hubtool": [], "last": [], "full": []}
+    for _ in range(3):  # warm
+        runner.prefill(), bare(1), bare(0)
+    for _ in range(25):
+        timings["hubtool"] += time_calls(runner.prefill, calls=1, clock=clock)[0]
+        timings["last"] += time_calls(lambda: bare(1), calls=1, clock=clock)[0]
+        timings["full"] += time_calls(lambda: bare(0), calls=1, clock=clock)[0]
+    med = {k: statistics.median(v) for k, v in timings.items()}
+    assert 0.8 < med["hubtool"] / med["last"] < 1.25, med
+    assert med["full"] / med["last"] > 1.4, med  # the lm_head over 32 positions is most of the work
+
+
+def test_cuda_clock():
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU: CUDA events time only there")
+    from hubtool.bench.timing import CudaClock
+
+    x = torch.randn(2048, 2048, device="cuda")
+    samples, _ = time_calls(lambda: x @ x, calls=5, clock=CudaClock())
+    assert all(s > 0 for s in samples)

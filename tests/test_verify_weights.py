@@ -20,23 +20,23 @@ def broken(tiny_dir, tmp_path):
 
 
 def failed_checks(report: dict) -> dict[str, str]:
-    return {c["name"]: c["detail"] for c in report["weights"]["checks"] if c["status"] == "failed"}
+    return {c["name"]: c["detail"] for c in report["checks"] if c["status"] == "failed"}
 
 
 def run(folder, tmp_path, **kwargs) -> dict:
-    report = verify_target(str(folder), backends="eager,sdpa", out_json=tmp_path / "report.json",
-                           cache_dir=tmp_path / "cache", **kwargs)
+    report, path = verify_target(str(folder), backends="eager,sdpa", output=tmp_path / "report.json",
+                                 cache_dir=tmp_path / "cache", **kwargs)
     saved = json.loads((tmp_path / "report.json").read_text())
-    assert saved["status"] == report["status"]
-    return report
+    assert path == tmp_path / "report.json" and saved == report.to_dict()
+    return report.to_dict()
 
 
 def assert_refused(report: dict) -> None:
-    """Weights failed, nothing ran, the whole report failed."""
-    assert report["weights"]["status"] == "failed"
+    """The file checks failed, nothing ran, the whole report failed."""
+    assert report["files_status"] == "failed"
     assert report["status"] == "failed"
     assert {b: c["status"] for b, c in report["backends"].items()} == {"eager": "failed", "sdpa": "failed"}
-    assert all("weight checks failed" in c["reason"] for c in report["backends"].values())
+    assert all("file checks failed" in c["reason"] for c in report["backends"].values())
 
 
 def test_one_changed_weight_is_named(broken, tmp_path):
@@ -48,8 +48,9 @@ def test_one_changed_weight_is_named(broken, tmp_path):
     report = run(broken, tmp_path)
     assert_refused(report)
     fails = failed_checks(report)
-    assert list(fails) == ["bit-identical to build"]
+    assert list(fails) == ["bit-identical to build", "files match provenance"]
     assert f"tensor(s) {name} differ from the sha256 recorded at build" in fails["bit-identical to build"]
+    assert fails["files match provenance"].startswith("changed since the build: model.safetensors (sha256 ")
 
 
 def test_truncated_file_is_named(broken, tmp_path):
@@ -138,6 +139,7 @@ def test_config_disagreeing_with_spec_is_named(broken, tmp_path):
     assert fails["config matches spec"] == (
         "config.json: n_layer is 3, spec says 2; tie_word_embeddings is False, spec says True"
     )
+    assert fails["files match provenance"].startswith("changed since the build: config.json (sha256 ")
 
 
 def pickle_only(src, dst):
@@ -154,7 +156,7 @@ def pickle_only(src, dst):
 
 def test_pickle_only_folder_is_refused(tiny_dir, tmp_path):
     folder = pickle_only(tiny_dir, tmp_path / "pickled")
-    result = CliRunner().invoke(cli, ["verify", str(folder), "--backend", "eager", "--json",
+    result = CliRunner().invoke(cli, ["verify", str(folder), "--backend", "eager", "--output",
                                       str(tmp_path / "r.json")], env={"HUBTOOL_CACHE": str(tmp_path / "c")})
     assert result.exit_code == 1, result.output
     assert "refusing pickle weight file(s) pytorch_model.bin" in result.output
@@ -165,8 +167,8 @@ def test_pickle_only_folder_is_refused(tiny_dir, tmp_path):
 @pytest.mark.slow
 def test_pickle_only_folder_loads_when_allowed(tiny_dir, tmp_path, verify_cache):
     folder = pickle_only(tiny_dir, tmp_path / "pickled")
-    report = verify_target(str(folder), backends="eager", allow_pickle=True, cache_dir=verify_cache)
-    checks = {c["name"]: c for c in report["weights"]["checks"]}
+    report = verify_target(str(folder), backends="eager", allow_pickle=True, cache_dir=verify_cache)[0].to_dict()
+    checks = {c["name"]: c for c in report["checks"]}
     assert checks["pickle files"]["detail"] == "allowed on request: pytorch_model.bin"
     assert checks["bit-identical to build"]["status"] == "skipped"
     assert checks["tied weights"]["status"] == "passed"  # the state dict repeats the tied lm_head
@@ -174,6 +176,9 @@ def test_pickle_only_folder_loads_when_allowed(tiny_dir, tmp_path, verify_cache)
     assert report["backends"]["eager"]["status"] == "passed", report["backends"]["eager"]
     assert report["status"] == "passed"
     assert (folder / "verification.json").is_file()
+    # Nothing ties a folder from elsewhere to a spec: said plainly, not passed.
+    assert checks["regenerated from spec and seed"]["status"] == "skipped"
+    assert len(report["unverified"]) == 3 and report["coverage"][0]["visible"] is False
 
 
 def test_cli_names_the_broken_tensor_and_exits_1(broken, tmp_path):
@@ -184,16 +189,16 @@ def test_cli_names_the_broken_tensor_and_exits_1(broken, tmp_path):
     result = CliRunner().invoke(cli, ["verify", str(broken), "--backend", "sdpa"],
                                 env={"HUBTOOL_CACHE": str(tmp_path / "c")})
     assert result.exit_code == 1
-    assert "weights: bit-identical to build: tensor(s) transformer.wpe.weight differ" in result.output
+    assert "files: bit-identical to build: tensor(s) transformer.wpe.weight differ" in result.output
     assert json.loads((broken / "verification.json").read_text())["status"] == "failed"
 
 
 @pytest.mark.parametrize("args, message", [
-    (["tiny-gpt2", "--backend", "eager,tensorrt"], "unknown backend tensorrt"),
+    (["tiny-gpt2", "--backend", "eager,tensorrt"], "unknown backend 'tensorrt'; choose from eager, sdpa"),
     (["no-such-model"], "is not a folder, a spec name"),
     ([], "give at least one TARGET"),
-    (["tiny-gpt2", "gpt2-25m", "--json", "x.json"], "--json takes a single TARGET"),
-], ids=["backend", "target", "none", "json-many"])
+    (["tiny-gpt2", "gpt2-25m", "--output", "x.json"], "--output takes a single TARGET"),
+], ids=["backend", "target", "none", "output-many"])
 def test_usage_errors_exit_2(args, message, tmp_path):
     result = CliRunner().invoke(cli, ["verify", *args, "--out", str(tmp_path)])
     assert result.exit_code == 2, result.output
@@ -202,5 +207,5 @@ def test_usage_errors_exit_2(args, message, tmp_path):
 
 def test_unbuilt_spec_is_a_one_line_error(tmp_path):
     result = CliRunner().invoke(cli, ["verify", "gpt2-50m", "--out", str(tmp_path)])
-    assert result.exit_code == 1
+    assert result.exit_code == 3
     assert result.output.strip().endswith("not built yet (run: hubtool build gpt2-50m)")

@@ -30,7 +30,7 @@ class Loaded:
 
 
 def load(folder: Path, *, device: str = "cpu", dtype: str = "float32", attn_implementation: str = "eager") -> Loaded:
-    """``from_pretrained`` with safetensors only and no remote code; records the load report."""
+    """``from_pretrained`` without remote code (pickle weights get here only when allowed); records the load report."""
     import torch
     from transformers import AutoModelForCausalLM
     from transformers.utils import logging as hf_logging
@@ -44,7 +44,6 @@ def load(folder: Path, *, device: str = "cpu", dtype: str = "float32", attn_impl
         trust_remote_code=False,
         local_files_only=True,
         output_loading_info=True,
-        use_safetensors=True,
     )
     model = model.to(device).eval()
     info = {

@@ -69,6 +69,8 @@ class _CountingInductor:
     def __init__(self, mode: str | None) -> None:
         self.mode = mode
         self.graphs = 0
+        self.graphs_with_ops = 0  # a graph with no operation (between two breaks) needs no code
+        self.handed_back = 0  # graphs the compiler returned as they came: not compiled
         self.seconds = 0.0
 
     def __call__(self, gm, example_inputs):
@@ -79,6 +81,8 @@ class _CountingInductor:
         patches = list_mode_options(self.mode) if self.mode else None
         compiled = compile_fx(gm, example_inputs, config_patches=patches)
         self.graphs += 1
+        self.graphs_with_ops += any(n.op in ("call_function", "call_method", "call_module") for n in gm.graph.nodes)
+        self.handed_back += compiled is gm or compiled == gm.forward
         self.seconds += time.perf_counter() - start
         return compiled
 
@@ -92,10 +96,16 @@ def _stats(inductor: _CountingInductor) -> dict[str, Any]:
     return {
         "graphs": counters["stats"]["unique_graphs"],
         "inductor_graphs": inductor.graphs,
+        "graphs_with_ops": inductor.graphs_with_ops,
+        "graphs_handed_back": inductor.handed_back,
         "graph_breaks": sum(counters["graph_break"].values()),
         "graph_break_reasons": sorted({reason.splitlines()[0] for reason in counters["graph_break"]})[:10],
         "recompiles": sum(1 for m in metrics if m.recompile_reason),
-        "failed_frames": sum(1 for m in metrics if m.fail_type),
+        # A frame Dynamo could not trace past a graph break ("Unsupported") is counted as a break;
+        # any other failure means the compiler failed and the frame ran eagerly.
+        "failed_frames": sum(1 for m in metrics if m.fail_type and m.fail_type != "Unsupported"),
+        "failed_frame_reasons": sorted({f"{m.fail_type}: {(m.fail_reason or '').splitlines()[0][:200]}"
+                                        for m in metrics if m.fail_type and m.fail_type != "Unsupported"})[:5],
         "compile_seconds": round(max(frame_seconds, inductor.seconds), 4),
         "inductor_seconds": round(inductor.seconds, 4),
         "fxgraph_cache_hits": counters["inductor"].get("fxgraph_cache_hit", 0),
@@ -129,10 +139,12 @@ def proof(info: dict[str, Any]) -> list[str]:
         problems.append(f"{info['failed_frames']} frame(s) failed to compile and fell back to eager")
     inductor_built = info.get("fxgraph_cache_hits", 0) + info.get("fxgraph_cache_misses", 0) + info.get(
         "fxgraph_cache_bypasses", 0)
-    if info.get("inductor_graphs") and (not info.get("output_code_modules") or inductor_built < info["inductor_graphs"]):
+    if info.get("graphs_with_ops") and (not info.get("output_code_modules") or not inductor_built):
         problems.append(
-            f"Inductor generated or loaded no code for {info['inductor_graphs'] - min(inductor_built, info['inductor_graphs'])}"
-            f" of {info['inductor_graphs']} graph(s) ({info.get('output_code_modules', 0)} output-code modules): "
-            "the graphs ran uncompiled (a silent fallback)"
+            f"Inductor generated or loaded no code for its {info['graphs_with_ops']} graph(s) with operations "
+            f"({info.get('output_code_modules', 0)} output-code modules, {inductor_built} cache lookups): the graphs "
+            "ran uncompiled (a silent fallback)"
         )
+    if info.get("graphs_handed_back"):
+        problems.append(f"the compiler handed back {info['graphs_handed_back']} graph(s) uncompiled")
     return problems

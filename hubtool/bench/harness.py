@@ -346,11 +346,17 @@ class Models:
 BenchProgress = Callable[[str, dict[str, Any]], None]
 
 
+CELL_TARGET = "hubtool.bench.cell:run_cell"
+
+
 def bench_models(
     models: list[tuple[str, Path]], *, backends: list[Backend], settings: BenchSettings, cache: Path | None = None,
-    progress: BenchProgress | None = None, verify: bool = True,
+    progress: BenchProgress | None = None, verify: bool = True, cell_target: str = CELL_TARGET,
 ) -> dict[str, Path]:
-    """Benchmark every (model, backend, batch) cell; returns model name -> its report path."""
+    """Benchmark every (model, backend, batch) cell; returns model name -> its report path.
+
+    ``cell_target`` names the worker function (tests give the harness a fake one).
+    """
     from hubtool.runtime.isolate import run_isolated
 
     settings = settings.checked()
@@ -401,7 +407,7 @@ def bench_models(
             backend = registry.get(backend_name)
             runs[name, backend_name, size].append(_run_process(
                 name, run.folders[name], backend, size, settings=settings, isolate=isolate, round_=round_,
-                cores=cores, progress=progress, position={"index": index, "total": total, "round": round_,
+                cores=cores, progress=progress, target=cell_target, position={"index": index, "total": total, "round": round_,
                                                           "rounds": settings.processes}))
 
     written: dict[str, Path] = {}
@@ -435,7 +441,7 @@ def bench_models(
 
 
 def _run_process(name: str, folder: Path, backend: Backend, batch_size: int, *, settings: BenchSettings,
-                 isolate: dict[str, Any], round_: int, cores: int, progress: BenchProgress | None,
+                 isolate: dict[str, Any], round_: int, cores: int, progress: BenchProgress | None, target: str,
                  position: dict[str, Any]) -> ProcessRun:
     from hubtool.runtime.isolate import run_isolated
     from hubtool.verify.run import TORCH_PRELOAD
@@ -450,7 +456,7 @@ def _run_process(name: str, folder: Path, backend: Backend, batch_size: int, *, 
     load_before, busy_before = _load(), _busy_jiffies()
     try:
         outcome = run_isolated(
-            "hubtool.bench.cell:run_cell",
+            target,
             {"backend": backend.to_dict(), "model_dir": str(folder.resolve()), "device": settings.device,
              "prompt_len": settings.prompt_len, "new_tokens": settings.new_tokens, "batch_size": batch_size,
              "warmup": settings.warmup, "rule": asdict(settings.rule), "seed": settings.seed,

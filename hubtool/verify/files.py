@@ -75,7 +75,8 @@ def tokenizer_checks(folder: Path, facts: dict[str, Any], config: dict[str, Any]
     identity = tokenizer_identity(folder)
     if identity == "gpt2":
         if vocab is not None and facts["length"] != vocab:
-            problems.append(f"the GPT-2 BPE has {facts['length']:,} tokens but vocab_size is {vocab:,}")
+            problems.append(f"the tokenizer loads with {facts['length']:,} tokens but vocab_size is {vocab:,} "
+                            "(vocab.json and merges.txt are the GPT-2 BPE's: tokenizer.json is not)")
         if facts["hello_world"] != HELLO_WORLD_IDS:
             problems.append(f"'Hello world' encodes as {facts['hello_world']}, the GPT-2 BPE gives {HELLO_WORLD_IDS}")
     checks = [Check(name="tokenizer matches config", status="failed" if problems else "passed",
