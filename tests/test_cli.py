@@ -42,7 +42,7 @@ def test_list_table_and_json() -> None:
     assert table.exit_code == 0
     lines = table.output.splitlines()
     assert lines[0].split() == ["name", "n_layer", "n_embd", "n_head", "head_dim", "n_inner", "parameters", "weight", "bytes"]
-    assert lines[1].split() == ["tiny-gpt2", "2", "2", "2", "1", "8", "102,714", "413,296"]
+    assert lines[1].split() == ["tiny-gpt2", "2", "2", "2", "1", "8", "102,714", f"{REFERENCE['tiny-gpt2'][5]:,}"]
     rows = json.loads(runner.invoke(cli, ["list", "--json"]).output)
     assert [r["name"] for r in rows] == ALL_NAMES
     for row in rows:
