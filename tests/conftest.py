@@ -17,6 +17,7 @@ CONFIGS = REPO / "model_configs"
 # DESIGN.md's figure plus exactly that header growth (tests/test_build.py checks the relation).
 REFERENCE = {
     "tiny-gpt2": (2, 2, 2, 8, 102_714, 413_416),
+    "gpt2-5m": (80, 12, 2, 320, 5_036_720, 20_161_216),
     "gpt2-25m": (384, 3, 2, 1_536, 25_016_064, 100_068_328),
     "gpt2-50m": (512, 8, 2, 2_048, 51_475_968, 205_913_952),
     "gpt2-100m": (768, 8, 2, 3_072, 96_088_320, 384_363_464),
