@@ -66,9 +66,12 @@ def summary_row(target: str, backend: str, cell: dict[str, Any]) -> dict[str, An
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the report here instead of TARGET/verification.json (one TARGET only).")
 @click.option("--allow-pickle", is_flag=True, help="Load .bin/.pt/.pkl/.pth weights (they can run code).")
+@click.option("--claims-only", is_flag=True,
+              help="Only audit the card against config.json and the safetensors headers (range reads); "
+                   "no weights are downloaded or run.")
 @out_option
 def verify_cmd(targets: tuple[str, ...], all_: bool, backends: str, new_tokens: int, endpoint: str | None,
-               json_path: Path | None, allow_pickle: bool, out: Path | None) -> None:
+               json_path: Path | None, allow_pickle: bool, claims_only: bool, out: Path | None) -> None:
     """Check a model's weights and compare its outputs across backends.
 
     TARGET is a spec name (its built folder), a local model folder, or a Hub
@@ -86,6 +89,7 @@ def verify_cmd(targets: tuple[str, ...], all_: bool, backends: str, new_tokens: 
       hubtool verify gpt2-25m
       hubtool verify tiny-gpt2 --backend eager,compile --new-tokens 16
       hubtool verify Crusadersk/gpt2-25m --endpoint http://127.0.0.1:8080
+      hubtool verify Crusadersk/gpt2-100m --claims-only
     """
     if all_ and targets:
         raise UsageError("give targets or --all, not both")
@@ -94,6 +98,8 @@ def verify_cmd(targets: tuple[str, ...], all_: bool, backends: str, new_tokens: 
         raise UsageError("give at least one TARGET, or --all")
     if json_path and len(names) > 1:
         raise UsageError("--json takes a single TARGET")
+    if claims_only:
+        return _claims_only(names, endpoint=endpoint, json_path=json_path, out=out)
 
     rows, failed = [], False
     for target in names:
@@ -120,5 +126,26 @@ def verify_cmd(targets: tuple[str, ...], all_: bool, backends: str, new_tokens: 
         click.echo(f"{target}: weights {weights['status']}, overall {report['status']} "
                    f"-> {display_path(report['report_path'])}", err=True)
     click.echo(format_table(rows, COLUMNS))
+    if failed:
+        raise click.exceptions.Exit(1)
+
+
+# -- --claims-only: the card against config.json and the weight headers; nothing downloaded or run --
+def _claims_only(names: list[str], *, endpoint: str | None, json_path: Path | None, out: Path | None) -> None:
+    from hubtool.verify.claims import check_claims
+
+    failed = False
+    for target in names:
+        report = check_claims(target, endpoint=endpoint, out_json=json_path, out=out)
+        where = f"{report['repo']}@{report['commit'][:12]}" if report["repo"] else target
+        audit = report["claims"]
+        for line in contradiction_lines(audit):
+            click.echo(f"{where}: card: {line}", err=True)
+        for problem in report["header_problems"]:
+            click.echo(f"{where}: header: {problem}", err=True)
+        click.echo(f"{where}: card {_AUDIT_WORDS[audit['status']].format(**audit)}; "
+                   f"{len(report['files_read'])} files read, no weights downloaded ({report['seconds']:.1f}s) "
+                   f"-> {display_path(report['report_path'])}")
+        failed |= report["status"] == "failed"
     if failed:
         raise click.exceptions.Exit(1)
