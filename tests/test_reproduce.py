@@ -121,6 +121,8 @@ def test_trained_folder_gives_train_commands_that_reproduce_it(root: Path, tmp_p
     ]
     assert rep.corpus["sources"] == [str(corpus)] and len(rep.corpus["sha256"]) == 64
     assert "weights before training" in " ".join(rep.notes)
+    # Training keeps the build's record in the weights' metadata.
+    assert read_header(trained / "model.safetensors").metadata == read_header(root / "tiny-gpt2" / "model.safetensors").metadata
 
     again = tmp_path / "b"
     env = {**os.environ, "HUBTOOL_CONFIGS": str(CONFIGS), "HUBTOOL_ARTIFACTS": str(again)}
