@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-VLLM_REFUSES = {"tiny-gpt2": 1, "gpt2-100m": 384}  # head_dim vLLM's CPU attention cannot run
+VLLM_REFUSES = {"tiny-gpt2": 1, "gpt2-5m": 40, "gpt2-100m": 384}  # head_dim vLLM's CPU attention cannot run (measured)
 FINGERPRINT = {
     "hubtool": {"version": "0.1.0", "git_commit": "0" * 40, "git_dirty": False},
     "libraries": {"python": "3.11.7", "torch": "2.13.0+cpu", "transformers": "5.19.0", "vllm": "0.32.0"},
