@@ -115,7 +115,10 @@ def remote_facts(repo: str, *, endpoint: str | None = None, token: str | None = 
     except HubError:
         raise
     except hub_exceptions() as exc:
-        raise describe_error(exc, endpoint=url, repo_id=repo_id, revision=revision, token_sent=bool(api.token)) from None
+        from huggingface_hub import get_token
+
+        sent = bool(token) or get_token() is not None
+        raise describe_error(exc, endpoint=url, repo_id=repo_id, revision=revision, token_sent=sent) from None
 
 
 def _read(api, url: str, repo_id: str, revision: str | None) -> RemoteRepo:

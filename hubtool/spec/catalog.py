@@ -33,7 +33,7 @@ def bundled_dir(name: str) -> Path:
     Installed: ``hubtool/_bundled/<name>`` inside the package, found with importlib.resources.
     Run from a checkout (editable install, PYTHONPATH): the repository's own top-level folder.
     """
-    shipped = resources.files("hubtool").joinpath(BUNDLED_PACKAGE, name)
+    shipped = resources.files("hubtool").joinpath(BUNDLED_PACKAGE).joinpath(name)
     if shipped.is_dir():
         return Path(str(shipped))
     return _CHECKOUT_ROOT / name
