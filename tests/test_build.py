@@ -137,3 +137,73 @@ def test_tokenizer_files_are_checked_by_sha256(tmp_path: Path) -> None:
         fh.write("x y\n")
     with pytest.raises(TokenizerError, match=r"vocab\.bpe: sha256 .* does not match"):
         bundled_files(tmp_path)
+
+
+# DESIGN.md's model.safetensors sizes, measured when the header held only {"format": "pt"}.
+DESIGN_TABLE_BYTES = {"tiny-gpt2": 413_296, "gpt2-25m": 100_068_208, "gpt2-50m": 205_913_840, "gpt2-100m": 384_363_352}
+
+
+@pytest.mark.parametrize("name", ALL_NAMES)
+def test_weights_metadata_names_version_spec_and_seed(family_dir: Path, name: str) -> None:
+    from safetensors import safe_open
+
+    from hubtool.runtime.environment import hubtool_version
+
+    spec = resolve_spec(name, CONFIGS)
+    with safe_open(str(family_dir / name / "model.safetensors"), framework="pt") as fh:
+        metadata = fh.metadata()
+    assert metadata == {"format": "pt", "hubtool_version": hubtool_version(), "seed": "0",
+                        "spec_sha256": spec.spec_hash}
+    assert len(metadata["spec_sha256"]) == 64
+
+
+@pytest.mark.parametrize("name", ALL_NAMES)
+def test_size_growth_is_exactly_the_metadata_header(family_dir: Path, name: str) -> None:
+    """New sizes = DESIGN.md's sizes + the header growth from the metadata, to the byte."""
+    from hubtool.folder.safetensors import file_size, read_header
+
+    spec = resolve_spec(name, CONFIGS)
+    path = family_dir / name / "model.safetensors"
+    header = read_header(path)
+    plain = file_size(spec.tensor_shapes(), spec.dtype)  # {"format": "pt"} only, as transformers writes
+    data = sum(t.end - t.start for t in header.tensors.values())
+    plain_header_len = plain - 8 - data
+    assert path.stat().st_size == REFERENCE[name][5] == spec.weight_bytes
+    assert path.stat().st_size - plain == header.header_len - plain_header_len > 0
+    assert header.header_len % 8 == 0 and plain_header_len % 8 == 0
+    if name in DESIGN_TABLE_BYTES:
+        assert plain == DESIGN_TABLE_BYTES[name]
+
+
+def test_metadata_keys_are_written_in_sorted_order(tiny_dir: Path) -> None:
+    """Sorted keys make rebuilds byte-identical (the safetensors library uses hash order)."""
+    raw = (tiny_dir / "model.safetensors").read_bytes()
+    header = raw[8 : 8 + int.from_bytes(raw[:8], "little")]
+    assert header.startswith(b'{"__metadata__":{"format":"pt","hubtool_version":"')
+    assert b'","seed":"0","spec_sha256":"' in header
+
+
+@pytest.mark.parametrize("name", ["tiny-gpt2", "gpt2-5m"])
+def test_tokenizer_truncates_at_the_model_context(family_dir: Path, name: str) -> None:
+    import logging
+
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(family_dir / name)
+    assert tok.model_max_length == 1024
+    assert json.loads((family_dir / name / "tokenizer_config.json").read_text())["model_max_length"] == 1024
+    text = "hello" + " hello" * 1999
+    assert len(tok(text, truncation=False, verbose=False)["input_ids"]) == 2000
+    assert len(tok(text, truncation=True)["input_ids"]) == 1024
+
+    seen: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: seen.append(record.getMessage())  # type: ignore[method-assign]
+    logger = logging.getLogger("transformers.tokenization_utils_base")
+    logger.addHandler(handler)
+    try:
+        ids = AutoTokenizer.from_pretrained(family_dir / name)(text)["input_ids"]
+    finally:
+        logger.removeHandler(handler)
+    assert len(ids) == 2000
+    assert any("longer than the specified maximum sequence length for this model (2000 > 1024)" in m for m in seen), seen

@@ -51,7 +51,7 @@ def test_card_numbers_come_from_the_files(family: Path, name: str) -> None:
     assert f"| Model size | {nbytes:,} bytes ({nbytes / 1e6:,.2f} MB" in text
     assert f'from_pretrained("Crusadersk/{name}")' in text
     vllm_row = next(line for line in text.splitlines() if line.startswith("| vLLM |"))
-    if name in ("tiny-gpt2", "gpt2-100m"):
+    if name in ("tiny-gpt2", "gpt2-5m", "gpt2-100m"):
         assert "| No | Unsupported CPU attention configuration: head_dim=" in vllm_row
         assert "| vLLM |" not in text.split("## Latency")[1].split("## Training")[0].split("Not published")[0]
     else:

@@ -42,7 +42,7 @@ def test_list_table_and_json() -> None:
     assert table.exit_code == 0
     lines = table.output.splitlines()
     assert lines[0].split() == ["name", "n_layer", "n_embd", "n_head", "head_dim", "n_inner", "parameters", "weight", "bytes"]
-    assert lines[1].split() == ["tiny-gpt2", "2", "2", "2", "1", "8", "102,714", "413,296"]
+    assert lines[1].split() == ["tiny-gpt2", "2", "2", "2", "1", "8", "102,714", f"{REFERENCE['tiny-gpt2'][5]:,}"]
     rows = json.loads(runner.invoke(cli, ["list", "--json"]).output)
     assert [r["name"] for r in rows] == ALL_NAMES
     for row in rows:
@@ -67,7 +67,7 @@ BAD_INPUTS = [
     ("non-positive", lambda t: ["build", _bad_spec(t, "n_embd: 4\nn_layer: 1\nn_head: 2\nvocab_size: 0\n")], "bad.yaml: vocab_size must be positive, got 0", 2),
     ("not-divisible", lambda t: ["build", _bad_spec(t, "n_embd: 10\nn_layer: 1\nn_head: 3\n")], "bad.yaml: n_embd (10) is not divisible by n_head (3)", 2),
     ("escaping-name", lambda t: ["build", "../x"], "'../x' is not a model name", 2),
-    ("unknown-name", lambda t: ["build", "gpt2-7b"], "unknown model 'gpt2-7b'; valid names: gpt2-100m, gpt2-25m, gpt2-50m, tiny-gpt2", 2),
+    ("unknown-name", lambda t: ["build", "gpt2-7b"], "unknown model 'gpt2-7b'; valid names: gpt2-100m, gpt2-25m, gpt2-50m, gpt2-5m, tiny-gpt2", 2),
     ("no-names", lambda t: ["build"], "give at least one model name, or --all", 2),
     ("unwritable-out", lambda t: ["build", "tiny-gpt2", "--out", str(t / "a-file" / "artifacts")], "cannot write to", 1),
 ]

@@ -96,7 +96,7 @@ def test_bad_spec_is_refused_naming_file_and_key(tmp_path: Path, case: str, text
 def test_names_that_escape_or_are_unknown() -> None:
     with pytest.raises(UsageError, match=r"'\.\./x' is not a model name .*valid names: .*gpt2-25m"):
         spec_path("../x", CONFIGS)
-    with pytest.raises(UsageError, match=r"unknown model 'gpt2-999m'; valid names: gpt2-100m, gpt2-25m, gpt2-50m, tiny-gpt2"):
+    with pytest.raises(UsageError, match=r"unknown model 'gpt2-999m'; valid names: gpt2-100m, gpt2-25m, gpt2-50m, gpt2-5m, tiny-gpt2"):
         spec_path("gpt2-999m", CONFIGS)
     with pytest.raises(UsageError, match="no such spec file: nowhere.yaml"):
         spec_path("nowhere.yaml", CONFIGS)

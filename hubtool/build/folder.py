@@ -20,7 +20,7 @@ from hubtool.evidence.provenance import Provenance, read_provenance
 from hubtool.folder.hashing import sha256_file
 from hubtool.folder.io import apply_umask
 from hubtool.folder.names import PROVENANCE_FILE, WEIGHTS_FILE
-from hubtool.folder.safetensors import tensor_digests
+from hubtool.folder.safetensors import set_metadata, tensor_digests
 from hubtool.runtime.environment import hubtool_identity, library_versions
 from hubtool.spec.model import BUILD_FORMAT, ModelSpec
 
@@ -67,8 +67,11 @@ def _write_model(spec: ModelSpec, folder: Path) -> None:
     model = _init_weights(spec)
     hf_logging.disable_progress_bar()
     model.save_pretrained(folder, safe_serialization=True)
+    # transformers writes only {"format": "pt"}; record what made these bytes.
+    set_metadata(folder / WEIGHTS_FILE, spec.weights_metadata)
     write_tokenizer(
-        spec.tokenizer, folder, base_dir=spec.path.parent, vocab_size=spec.config["vocab_size"]
+        spec.tokenizer, folder, base_dir=spec.path.parent, vocab_size=spec.config["vocab_size"],
+        model_max_length=spec.config["n_positions"],
     )
 
 

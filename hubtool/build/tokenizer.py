@@ -45,9 +45,13 @@ def bundled_files(data_dir: Path | None = None) -> dict[str, Path]:
     return files
 
 
-@lru_cache(maxsize=4)
-def _bundled_payload(data_dir: Path | None = None) -> tuple[tuple[str, bytes], ...]:
-    """The four tokenizer files as bytes, made once per process and reused for every model."""
+@lru_cache(maxsize=8)
+def _bundled_payload(model_max_length: int, data_dir: Path | None = None) -> tuple[tuple[str, bytes], ...]:
+    """The four tokenizer files as bytes, made once per process and context length.
+
+    ``model_max_length`` is the model's n_positions: without it transformers says 1e30 and
+    never truncates or warns at the model's real context.
+    """
     from transformers import GPT2TokenizerFast
 
     files = bundled_files(data_dir)
@@ -56,7 +60,7 @@ def _bundled_payload(data_dir: Path | None = None) -> tuple[tuple[str, bytes], .
     vocab = json.loads(vocab_bytes)
     merges = [tuple(line.split()) for line in merges_bytes.decode("utf-8").splitlines()[1:] if line.strip()]
     # transformers 5: vocab_file=/merges_file= silently builds an EMPTY tokenizer; pass the data.
-    tok = GPT2TokenizerFast(vocab=vocab, merges=merges)
+    tok = GPT2TokenizerFast(vocab=vocab, merges=merges, model_max_length=model_max_length)
     ids = tok("Hello world")["input_ids"]
     if ids != HELLO_WORLD_IDS:
         raise TokenizerError(f"GPT-2 tokenizer encodes 'Hello world' as {ids}, expected {HELLO_WORLD_IDS}")
@@ -72,7 +76,7 @@ def _looks_like_path(source: str) -> bool:
     return source.startswith((".", "/", "~")) or "\\" in source
 
 
-def _from_folder(folder: Path, dest: Path, *, vocab_size: int) -> None:
+def _from_folder(folder: Path, dest: Path, *, vocab_size: int, model_max_length: int) -> None:
     from transformers import AutoTokenizer
 
     if not folder.is_dir():
@@ -83,37 +87,39 @@ def _from_folder(folder: Path, dest: Path, *, vocab_size: int) -> None:
         raise TokenizerError(f"cannot load a tokenizer from {folder}: {exc}") from None
     if len(tok) > vocab_size:
         raise TokenizerError(f"tokenizer from {folder} has {len(tok)} tokens, more than vocab_size {vocab_size}")
+    tok.model_max_length = model_max_length  # the model's context, whatever the source said
     tok.save_pretrained(str(dest))
     for name in ("vocab.json", "merges.txt", *OPTIONAL_TOKENIZER_FILES):
         if (folder / name).is_file() and not (dest / name).exists():
             shutil.copyfile(folder / name, dest / name)
 
 
-def _from_hub(repo_id: str, dest: Path, *, vocab_size: int) -> None:
+def _from_hub(repo_id: str, dest: Path, *, vocab_size: int, model_max_length: int) -> None:
     from hubtool.hub.pull import pull_repo
 
     try:
         folder = pull_repo(repo_id, allow_patterns=[*TOKENIZER_FILES, *OPTIONAL_TOKENIZER_FILES])
     except HubError as exc:
         raise TokenizerError(f"cannot fetch the tokenizer of {repo_id}: {exc}") from None
-    _from_folder(folder, dest, vocab_size=vocab_size)
+    _from_folder(folder, dest, vocab_size=vocab_size, model_max_length=model_max_length)
 
 
-def write_tokenizer(source: str, dest: Path, *, base_dir: Path, vocab_size: int) -> None:
+def write_tokenizer(source: str, dest: Path, *, base_dir: Path, vocab_size: int, model_max_length: int) -> None:
     """Write tokenizer files for ``source`` into ``dest``.
 
     ``source`` is ``gpt2`` (bundled), a folder (relative to ``base_dir``, the spec's
-    folder) or a Hub repo id ``org/name``.
+    folder) or a Hub repo id ``org/name``. ``model_max_length`` is the model's
+    n_positions, so the tokenizer truncates (and warns) at the model's context.
     """
     if source == BUNDLED:
-        for name, data in _bundled_payload():
+        for name, data in _bundled_payload(model_max_length):
             (dest / name).write_bytes(data)
         return
     folder = (base_dir / Path(source).expanduser()) if _looks_like_path(source) else None
     if folder is not None or (base_dir / source).is_dir():
-        _from_folder(folder or base_dir / source, dest, vocab_size=vocab_size)
+        _from_folder(folder or base_dir / source, dest, vocab_size=vocab_size, model_max_length=model_max_length)
     elif source.count("/") == 1:
-        _from_hub(source, dest, vocab_size=vocab_size)
+        _from_hub(source, dest, vocab_size=vocab_size, model_max_length=model_max_length)
     else:
         raise TokenizerError(
             f"tokenizer source '{source}' is neither 'gpt2', an existing folder, nor a Hub repo id (org/name)"

@@ -17,6 +17,7 @@ from hubtool.errors import HubtoolError
 
 # command name -> "module:attribute" under hubtool.cli
 COMMANDS: dict[str, str] = {
+    "init": "init:init_cmd",
     "list": "list_:list_cmd",
     "build": "build:build_cmd",
     "card": "card:card_cmd",

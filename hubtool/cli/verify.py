@@ -78,12 +78,15 @@ def _source_line(report: Any) -> str | None:
 @click.option("--allow-graph-breaks", "graph_breaks", type=click.IntRange(min=0), default=0, show_default=True,
               help="Graph breaks a compiled backend may have and still pass (it is then 'partial').")
 @click.option("--allow-pickle", is_flag=True, help="Load .bin/.pt/.pkl/.pth weights (they can run code).")
+@click.option("--claims-only", is_flag=True,
+              help="Only audit the card against config.json and the safetensors headers (range reads); "
+                   "no weights are downloaded or run.")
 @json_option
 @output_option
 @out_option
 def verify_cmd(targets: tuple[str, ...], all_: bool, backends: str | None, new_tokens: int, endpoint: str | None,
-               offline: bool | None, graph_breaks: int, allow_pickle: bool, as_json: bool, output: Path | None,
-               out: Path | None) -> None:
+               offline: bool | None, graph_breaks: int, allow_pickle: bool, claims_only: bool, as_json: bool,
+               output: Path | None, out: Path | None) -> None:
     """Check a model's files and compare its outputs across backends.
 
     TARGET is a spec name (its built folder), a local model folder, or a Hub
@@ -102,6 +105,7 @@ def verify_cmd(targets: tuple[str, ...], all_: bool, backends: str | None, new_t
       hubtool verify gpt2-25m
       hubtool verify tiny-gpt2 --backend eager,compile --new-tokens 16
       hubtool verify Crusadersk/gpt2-25m --endpoint http://127.0.0.1:8000
+      hubtool verify Crusadersk/gpt2-100m --claims-only
     """
     from hubtool.spec.catalog import spec_names
     from hubtool.verify.run import verify_target
@@ -113,6 +117,9 @@ def verify_cmd(targets: tuple[str, ...], all_: bool, backends: str | None, new_t
         raise UsageError("give at least one TARGET, or --all")
     if output and len(names) > 1:
         raise UsageError("--output takes a single TARGET")
+    if claims_only:
+        _claims_only(names, endpoint=endpoint, output=output, out=out, as_json=as_json)
+        return
 
     rows, reports, worst = [], [], 0
     for target in names:
@@ -157,3 +164,28 @@ def verify_cmd(targets: tuple[str, ...], all_: bool, backends: str | None, new_t
         click.echo(format_table(rows, COLUMNS))
     if worst:
         raise click.exceptions.Exit(worst)
+
+
+# -- --claims-only: the card against config.json and the weight headers; nothing downloaded or run --
+def _claims_only(names: list[str], *, endpoint: str | None, output: Path | None, out: Path | None,
+                 as_json: bool) -> None:
+    from hubtool.verify.claims import check_claims
+
+    failed, reports = False, []
+    for target in names:
+        report = check_claims(target, endpoint=endpoint, out_json=output, out=out)
+        reports.append(report)
+        where = f"{report['repo']}@{report['commit'][:12]}" if report["repo"] else target
+        audit = report["claims"]
+        for line in contradiction_lines(audit):
+            click.echo(f"{where}: card: {line}", err=True)
+        for problem in report["header_problems"]:
+            click.echo(f"{where}: header: {problem}", err=True)
+        click.echo(f"{where}: card {_AUDIT_WORDS[audit['status']].format(**audit)}; "
+                   f"{len(report['files_read'])} files read, no weights downloaded ({report['seconds']:.1f}s) "
+                   f"-> {display_path(report['report_path'])}", err=as_json)
+        failed |= report["status"] == "failed"
+    if as_json:
+        echo_json(reports[0] if len(reports) == 1 else reports)
+    if failed:
+        raise click.exceptions.Exit(1)

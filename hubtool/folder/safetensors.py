@@ -13,6 +13,8 @@ import hashlib
 import json
 import math
 import mmap
+import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -183,3 +185,33 @@ def file_size(shapes: dict[str, tuple[int, ...]], dtype: str, *, metadata: dict[
     header_len = len(json.dumps(header, separators=(",", ":")).encode())
     header_len += -header_len % 8
     return 8 + header_len + offset
+
+
+def _header_bytes(entries: dict[str, Any]) -> bytes:
+    """Compact JSON header, padded with spaces to a multiple of 8 as the safetensors library does."""
+    raw = json.dumps(entries, separators=(",", ":")).encode()
+    return raw + b" " * (-len(raw) % 8)
+
+
+def set_metadata(path: Path, metadata: dict[str, str]) -> None:
+    """Rewrite ``path`` with ``metadata`` as its ``__metadata__``; tensors and data stay as they are.
+
+    The safetensors library writes metadata keys in hash order, so the same metadata would
+    give different bytes on every run; here the keys are sorted, and the header takes
+    exactly the length ``file_size`` predicts. Atomic: a temporary file, then a rename.
+    """
+    header = read_header(path)
+    entries: dict[str, Any] = {"__metadata__": {str(k): str(v) for k, v in sorted(metadata.items())}}
+    for name, t in sorted(header.tensors.items(), key=lambda item: (item[1].start, item[0])):
+        entries[name] = {"dtype": t.dtype, "shape": list(t.shape), "data_offsets": [t.start, t.end]}
+    raw = _header_bytes(entries)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(path, "rb") as src, open(tmp, "wb") as dst:
+            dst.write(len(raw).to_bytes(8, "little") + raw)
+            src.seek(header.data_start)
+            shutil.copyfileobj(src, dst, 1 << 22)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

@@ -1,13 +1,18 @@
 """Where specs and built folders live, and turning a NAME argument into a spec.
 
-NAME is a spec name from the configs folder (``model_configs/`` by default, or
-``HUBTOOL_CONFIGS``) or a path to a spec file. Built folders go under the artifacts root:
-``--out``, else ``HUBTOOL_ARTIFACTS``, else ``./artifacts``.
+NAME is a spec name from the configs folder or a path to a spec file. The configs folder
+is ``HUBTOOL_CONFIGS``, else ``./model_configs`` in the working directory, else the
+reference family shipped inside the package; card templates are found the same way
+(``HUBTOOL_TEMPLATES``, ``./templates``, the shipped default). So a user's own family
+wins over the bundled one, and an installed wheel works from any directory. Built
+folders go under the artifacts root: ``--out``, else ``HUBTOOL_ARTIFACTS``, else
+``./artifacts``.
 """
 
 from __future__ import annotations
 
 import os
+from importlib import resources
 from pathlib import Path
 
 from hubtool.folder.names import WEIGHTS_FILE
@@ -16,25 +21,40 @@ from hubtool.spec.family import FAMILY_FILE, Family, load_family
 from hubtool.spec.model import NAME_RE, ModelSpec, load_spec
 
 SPEC_SUFFIXES = (".yaml", ".yml")
-_PACKAGE_ROOT = Path(__file__).resolve().parents[2]
+# In the repository model_configs/ and templates/ sit beside hubtool/ (the source of truth);
+# setup.py maps them into the package as hubtool/_bundled/<name> for wheels and installs.
+BUNDLED_PACKAGE = "_bundled"
+_CHECKOUT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def bundled_dir(name: str) -> Path:
+    """The shipped copy of ``name`` (``model_configs`` or ``templates``).
+
+    Installed: ``hubtool/_bundled/<name>`` inside the package, found with importlib.resources.
+    Run from a checkout (editable install, PYTHONPATH): the repository's own top-level folder.
+    """
+    shipped = resources.files("hubtool").joinpath(BUNDLED_PACKAGE).joinpath(name)
+    if shipped.is_dir():
+        return Path(str(shipped))
+    return _CHECKOUT_ROOT / name
 
 
 def _project_folder(env_var: str, name: str) -> Path:
-    """``$env_var``, else ./name in the working directory, else the one beside the package."""
+    """``$env_var``, else ./name in the working directory, else the copy shipped with hubtool."""
     env = os.environ.get(env_var)
     if env:
         return Path(env)
     local = Path(name)
-    return local if local.is_dir() else _PACKAGE_ROOT / name
+    return local if local.is_dir() else bundled_dir(name)
 
 
 def configs_dir() -> Path:
-    """The folder of specs: HUBTOOL_CONFIGS, else ./model_configs, else the one beside the package."""
+    """The folder of specs: HUBTOOL_CONFIGS, else ./model_configs, else the bundled reference family."""
     return _project_folder("HUBTOOL_CONFIGS", "model_configs")
 
 
 def templates_dir() -> Path:
-    """The folder of card templates: HUBTOOL_TEMPLATES, else ./templates, else the one beside the package."""
+    """The folder of card templates: HUBTOOL_TEMPLATES, else ./templates, else the bundled default."""
     return _project_folder("HUBTOOL_TEMPLATES", "templates")
 
 

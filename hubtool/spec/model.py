@@ -58,7 +58,9 @@ BUILD_KEYS: dict[str, tuple[type, Any]] = {
 DTYPES = ("float32", "float16", "bfloat16")  # weight dtypes a spec may declare
 
 # Bump when the build output for an unchanged spec changes, so old folders are rebuilt.
-BUILD_FORMAT = 1
+# 2: model.safetensors metadata names hubtool's version, the spec hash and the seed;
+#    the tokenizer's model_max_length is n_positions.
+BUILD_FORMAT = 2
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -181,9 +183,21 @@ class ModelSpec:
         return sum(math.prod(s) for s in self.tensor_shapes().values())
 
     @property
+    def weights_metadata(self) -> dict[str, str]:
+        """The ``__metadata__`` that ``build`` writes into model.safetensors: what made these bytes."""
+        from hubtool.runtime.environment import hubtool_version
+
+        return {
+            "format": "pt",
+            "hubtool_version": hubtool_version(),
+            "seed": str(self.seed),
+            "spec_sha256": self.spec_hash,
+        }
+
+    @property
     def weight_bytes(self) -> int:
         """Exact size of the ``model.safetensors`` file that ``build`` writes."""
-        return safetensors.file_size(self.tensor_shapes(), self.dtype)
+        return safetensors.file_size(self.tensor_shapes(), self.dtype, metadata=self.weights_metadata)
 
     @property
     def spec_hash(self) -> str:

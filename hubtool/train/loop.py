@@ -29,7 +29,7 @@ from typing import Any, Callable
 
 from hubtool.evidence.provenance import FileRecord, TensorRecord, TrainingRecord, TrainingRun, read_provenance
 from hubtool.folder.io import apply_umask
-from hubtool.folder.safetensors import tensor_digests
+from hubtool.folder.safetensors import read_header, set_metadata, tensor_digests
 from hubtool.folder.names import CONFIG_FILE, LOSS_JSON, LOSS_PNG, PROVENANCE_FILE, WEIGHTS_FILE
 from hubtool.train.corpus import PackedCorpus, load_corpus, pack
 from hubtool.errors import ArtifactError, TrainError, UsageError, display_path
@@ -207,6 +207,8 @@ def _write_outputs(
     staging = Path(tempfile.mkdtemp(prefix=".train-out-", dir=folder))
     try:
         model.save_pretrained(staging, safe_serialization=True)
+        # transformers writes only {"format": "pt"}: keep the build's record (version, spec sha256, seed).
+        set_metadata(staging / WEIGHTS_FILE, read_header(folder / WEIGHTS_FILE).metadata)
         _plot(curve, staging / LOSS_PNG, title=f"{folder.name}: training loss")
         (staging / LOSS_JSON).write_text(
             json.dumps({"step": [s for s, _ in curve], "loss": [v for _, v in curve]}) + "\n"

@@ -1,0 +1,1 @@
+"""Stage 2, build: spec -> a Hub-ready model folder (config, seeded weights, tokenizer, provenance)."""
