@@ -7,11 +7,12 @@ import math
 import numpy as np
 import pytest
 
+from hubtool.report.design import spearman
+
 from hubtool.bench.stats import (
     bootstrap_median_ci,
     count_outliers,
     ratio_of_medians,
-    spearman,
     summarize,
 )
 

@@ -99,40 +99,6 @@ def ratio_of_medians(
     return {"ratio": float(np.median(a) / np.median(b)), "ci95": [float(lo), float(hi)]}
 
 
-def _ranks(values: Sequence[float]) -> list[float]:
-    """1-based ranks; ties share the average of the ranks they span."""
-    order = sorted(range(len(values)), key=lambda i: values[i])
-    ranks = [0.0] * len(values)
-    i = 0
-    while i < len(order):
-        j = i
-        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
-            j += 1
-        for k in range(i, j + 1):
-            ranks[order[k]] = (i + j) / 2.0 + 1.0
-        i = j + 1
-    return ranks
-
-
-def spearman(x: Sequence[float], y: Sequence[float]) -> float | None:
-    """Spearman rank correlation (Pearson on average ranks); None when undefined.
-
-    Undefined means fewer than two pairs, or a constant variable (no ranking to compare).
-    """
-    if len(x) != len(y):
-        raise ValueError("x and y must have the same length")
-    if len(x) < 2:
-        return None
-    rx, ry = _ranks(list(x)), _ranks(list(y))
-    mx, my = sum(rx) / len(rx), sum(ry) / len(ry)
-    sxy = sum((a - mx) * (b - my) for a, b in zip(rx, ry))
-    sxx = sum((a - mx) ** 2 for a in rx)
-    syy = sum((b - my) ** 2 for b in ry)
-    if sxx == 0 or syy == 0:
-        return None
-    return sxy / math.sqrt(sxx * syy)
-
-
 HIERARCHICAL_METHOD = (
     "hierarchical percentile bootstrap of the median: resample worker processes with replacement, "
     "then each chosen process's samples, pool and take the median; 2000 resamples, seeded"
@@ -225,31 +191,3 @@ def summarize_processes(groups: Sequence[Sequence[float]], *, unit: str, seed: i
         "p99": float(np.quantile(pooled, 0.99)) if tail else None,
         "outliers": count_outliers(pooled),
     }
-
-
-def spearman_test(x: Sequence[float], y: Sequence[float], *, seed: int = 0, samples: int = 20_000) -> dict[str, Any]:
-    """Spearman's rho with its n and a two-sided permutation p-value (exact for n <= 8).
-
-    With the handful of models a family has, a bare rho says little: with n = 4 a rho of
-    1.0 happens by chance once in 24 orderings. The p-value is the share of orderings of
-    ``y`` whose |rho| is at least the observed one.
-    """
-    import itertools
-    import random
-
-    rho = spearman(x, y)
-    n = len(x)
-    if rho is None:
-        return {"rho": None, "n": n, "p_value": None, "p_method": None}
-    observed = abs(rho) - 1e-12
-    ys = list(y)
-    if n <= 8:
-        perms = list(itertools.permutations(ys))
-        hits = sum(1 for perm in perms if abs(spearman(x, perm) or 0.0) >= observed)
-        return {"rho": rho, "n": n, "p_value": hits / len(perms), "p_method": f"exact, all {len(perms)} orderings"}
-    rng = random.Random(seed)
-    hits = 0
-    for _ in range(samples):
-        rng.shuffle(ys)
-        hits += abs(spearman(x, ys) or 0.0) >= observed
-    return {"rho": rho, "n": n, "p_value": (hits + 1) / (samples + 1), "p_method": f"{samples} seeded random orderings"}

@@ -295,7 +295,13 @@ def audit_card(folder: Path, *, backends: dict[str, Any] | None = None) -> dict[
         return {"status": "no-card", "file": CARD_FILE, "claims": [], "contradictions": 0, "checked": 0,
                 "unverified": [], "recheck": None, "superlatives": []}
     text = card.read_text(encoding="utf-8", errors="replace")
-    result = audit_text(text, folder_facts(folder), backends=backends)
+    try:
+        facts = folder_facts(folder)
+    except ArtifactError as exc:  # a broken config or weight header: nothing to check the claims against
+        return {"status": "failed", "file": CARD_FILE, "claims": [], "contradictions": 1, "checked": 0,
+                "unverified": [], "recheck": {"problems": [f"the files cannot be read: {exc}"], "lines": []},
+                "superlatives": []}
+    result = audit_text(text, facts, backends=backends)
     again = recheck(folder)
     try:
         rows = (CardMeasurements.load(folder / MEASUREMENTS_FILE) or None)

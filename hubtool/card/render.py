@@ -37,12 +37,19 @@ def _card_data(m: CardMeasurements):
     family = m.prose["family"]
     tags = list(m.prose.get("tags") or [])
     tags.append("trained" if m.facts["trained"] else "random-weights")
+    extra: dict[str, Any] = {}
+    if m.training:
+        sources = m.training["corpus"].get("sources") or []
+        hub = [s.removeprefix("hf://datasets/") for s in sources if s.startswith("hf://datasets/")]
+        if hub:
+            extra["datasets"] = hub
     return ModelCardData(
         language=m.prose.get("language") or None,
         license=family["license"],
         library_name=m.prose.get("library_name") or "transformers",
         pipeline_tag=m.prose.get("pipeline_tag") or "text-generation",
         tags=tags,
+        **extra,
     )
 
 
@@ -123,20 +130,23 @@ def render_card(folder: Path, spec: ModelSpec, family: Family, *, artifacts: Pat
     if not (folder / CONFIG_FILE).is_file():
         raise CardError(f"{display_path(folder)} is not built; run `hubtool build {spec.name}` first")
     template = template or default_template()
-    reproduce = _reproduce(folder, spec)
+    reproduce, why_not = _reproduce(folder, spec)
     m = card_measurements(folder, spec, family, artifacts=artifacts, template=template, namespace=namespace,
                           reproduce=reproduce)
     text = render_text(template, m)
     m = m.model_copy(update={"card_sha256": sha256_bytes(text.encode("utf-8"))})
-    return RenderedCard(text=text, measurements=m, warnings=stale_warnings(m))
+    warnings = stale_warnings(m) + ([f"{spec.name}: Reproduce not shown: {why_not}"] if why_not else [])
+    return RenderedCard(text=text, measurements=m, warnings=warnings)
 
 
-def _reproduce(folder: Path, spec: ModelSpec) -> dict[str, Any] | None:
+def _reproduce(folder: Path, spec: ModelSpec) -> tuple[dict[str, Any] | None, str | None]:
+    """The Reproduce section's data, or why it cannot be given (a folder built from another spec)."""
+    from hubtool.build.reproduce import reproduction
+
     try:
-        from hubtool.build.reproduce import reproduce_section  # type: ignore[import-not-found]
-    except ImportError:
-        return None
-    return reproduce_section(folder, spec)
+        return reproduction(folder, spec=spec).to_dict(), None
+    except ArtifactError as exc:
+        return None, str(exc)
 
 
 def write_card(folder: Path, card: RenderedCard) -> None:

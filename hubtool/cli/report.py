@@ -39,7 +39,7 @@ def report_cmd(names: tuple[str, ...], all_: bool, out: Path | None, as_json: bo
     if as_json:
         echo_json(result.data)
         return
-    click.echo(f"design: {result.data['design']['statement']}")
+    click.echo(f"design: {result.data['design']['sentence']}")
     for c in result.data["spearman"]:
         rho = lambda t: "-" if t["rho"] is None else f"{t['rho']:+.2f} (p {t['p_value']:.2f})"  # noqa: E731
         click.echo(f"{c['machine']} {c['backend']} batch {c['batch_size']}: decode Spearman with n_layer "

@@ -145,3 +145,12 @@ def design_confounding(
                     "it cannot separate the effect of depth from the effect of parameter count; any "
                     "correlation of latency with one is forced onto the other by the design.")
     return DesignConfounding(n, rho, p, method, used, threshold, separable, sentence, rows)
+
+
+def spearman_test(x: Sequence[float], y: Sequence[float], *, samples: int = DEFAULT_SAMPLES, seed: int = 0) -> dict[str, Any]:
+    """Spearman's rho with its n and permutation p-value, as a report row carries it."""
+    rho = spearman(x, y) if len(x) >= 2 else None
+    if rho is None:
+        return {"rho": None, "n": len(x), "p_value": None, "p_method": None}
+    p, method, _ = permutation_p_value(x, y, samples=samples, seed=seed)
+    return {"rho": rho, "n": len(x), "p_value": p, "p_method": method}

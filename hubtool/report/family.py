@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from hubtool.bench.harness import load_benchmarks
-from hubtool.bench.stats import spearman_test
+from hubtool.report.design import design_confounding, spearman_test
 from hubtool.errors import ArtifactError, display_path
 from hubtool.folder.hashing import folder_identity, identity_changes
 from hubtool.folder.io import write_json, write_text
@@ -27,7 +27,6 @@ from hubtool.spec.model import ModelSpec
 
 REPORT_DIR = "report"
 PHASES = ("prefill", "decode", "e2e")
-CONFOUNDED_RHO = 0.9  # |rho(depth, parameters)| at or above this: the design cannot separate them
 
 
 @dataclass(frozen=True)
@@ -37,18 +36,9 @@ class FamilyReport:
 
 
 def design(specs: list[ModelSpec]) -> dict[str, Any]:
-    """How confounded depth and parameter count are across the family's models."""
-    test = spearman_test([s.config["n_layer"] for s in specs], [s.parameters for s in specs])
-    rho = test["rho"]
-    if rho is None:
-        verdict = "depth or parameter count does not vary across these models: nothing to separate"
-    elif abs(rho) >= CONFOUNDED_RHO:
-        verdict = (f"depth ranks follow parameter ranks (rho {rho:+.2f}, n {test['n']}): latency data from this family "
-                   "cannot tell the effect of depth from the effect of parameter count")
-    else:
-        verdict = (f"depth and parameter count rank differently across the models (rho {rho:+.2f}, n {test['n']}): "
-                   "the family can separate their effects")
-    return {**test, "separable": rho is not None and abs(rho) < CONFOUNDED_RHO, "statement": verdict}
+    """How confounded depth and parameter count are across the family's models (``hubtool.report.design``)."""
+    return design_confounding(
+        {"name": s.name, "n_layer": s.config["n_layer"], "parameters": s.parameters} for s in specs).to_dict()
 
 
 def collect(specs: list[ModelSpec], *, root: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str]]:
@@ -163,9 +153,7 @@ def render_markdown(data: dict[str, Any]) -> str:
         "",
         "## The family's design",
         "",
-        f"Spearman's rho between depth and parameter count across the {d['n']} models: "
-        + (f"{d['rho']:+.2f} (permutation p {d['p_value']:.2f}, {d['p_method']})." if d["rho"] is not None else "undefined.")
-        + f" {d['statement'][0].upper()}{d['statement'][1:]}.",
+        d["sentence"],
         "",
     ]
     for machine in data["machines"]:
