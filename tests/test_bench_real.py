@@ -1,4 +1,5 @@
-"""A real CPU benchmark of two tiny models (eager, sdpa, compile), then the family report."""
+"""A real CPU benchmark of two tiny models, results from two machine configurations side by side,
+import of a run made elsewhere, and the per-machine family report."""
 
 from __future__ import annotations
 
@@ -10,38 +11,17 @@ import pytest
 from click.testing import CliRunner
 
 from hubtool.build.folder import build_model
-from hubtool.spec.catalog import configs_dir
 from hubtool.cli.main import cli
+from hubtool.evidence.benchmark import Benchmark
+from hubtool.spec.catalog import configs_dir
 from hubtool.spec.model import load_spec
 
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 BACKENDS = ["eager", "sdpa", "compile"]
 DEEP_BACKENDS = ["eager", "sdpa"]
-STATS_KEYS = {"unit", "n", "median", "mean", "stdev", "iqr", "ci95", "p95", "p99", "outliers", "samples"}
-CELL_KEYS = {"status", "reason", "parity", "method", "compile_seconds", "first_call_ms", "phases",
-             "decode_bandwidth_fraction", "crash_rate"}
-REPEATS = 4
-
-
-@pytest.fixture(scope="module")
-def family(tmp_path_factory, monkeypatch_module):
-    """tiny-gpt2 and a deeper, wider tiny sibling, built and benchmarked once for this module."""
-    configs = tmp_path_factory.mktemp("configs")
-    for name in ("tiny-gpt2.yaml", "family.yaml"):
-        shutil.copy(configs_dir() / name, configs / name)
-    text = (configs / "tiny-gpt2.yaml").read_text().replace("n_layer: 2", "n_layer: 4").replace("n_embd: 2", "n_embd: 4")
-    (configs / "tiny-deep.yaml").write_text(text.replace("n_inner: 8", "n_inner: 16"))
-    monkeypatch_module.setenv("HUBTOOL_CONFIGS", str(configs))
-    root = tmp_path_factory.mktemp("artifacts")
-    for name in ("tiny-gpt2", "tiny-deep"):
-        build_model(load_spec(configs / f"{name}.yaml"), root=root)
-    common = ["--repeats", str(REPEATS), "--warmup", "1", "--prompt-len", "8", "--new-tokens", "4",
-              "--threads", "1", "--out", str(root)]
-    result = CliRunner().invoke(cli, ["bench", "tiny-gpt2", "--backend", ",".join(BACKENDS), *common])
-    assert result.exit_code == 0, result.output
-    # The sibling skips compile: a second cold compile would double this module's runtime.
-    sibling = CliRunner().invoke(cli, ["bench", "tiny-deep", "--backend", ",".join(DEEP_BACKENDS), *common])
-    assert sibling.exit_code == 0, sibling.output
-    return root, result
+REPEATS, NEW_TOKENS, PROCESSES = 3, 4, 3
+COMMON = ["--repeats", str(REPEATS), "--warmup", "1", "--prompt-len", "8", "--new-tokens", str(NEW_TOKENS),
+          "--processes", str(PROCESSES)]
 
 
 @pytest.fixture(scope="module")
@@ -51,79 +31,132 @@ def monkeypatch_module():
     mp.undo()
 
 
-@pytest.mark.slow
-def test_report_has_every_key_of_the_contract(family):
-    root, result = family
-    report = json.loads((root / "tiny-gpt2" / "benchmark.json").read_text())
-    assert report["schema"] == "hubtool.benchmark/1"
-    assert report["model"] == "tiny-gpt2" and Path(report["model_dir"]) == root / "tiny-gpt2"
-    assert report["created"].endswith("Z") and report["device"] == "cpu"
-    assert report["fingerprint"]["libraries"]["torch"].startswith("2.")
-    assert report["fingerprint"]["bench"]["compile"]["compile_mode"] == "default"
-    s = report["settings"]
-    assert {k: s[k] for k in ("prompt_len", "new_tokens", "batch_size", "warmup", "repeats", "seed", "threads")} == {
-        "prompt_len": 8, "new_tokens": 4, "batch_size": 1, "warmup": 1, "repeats": REPEATS, "seed": 0, "threads": 1}
-    assert sorted(s["order"]) == sorted(BACKENDS)
-    assert report["memory_bandwidth_gbps"] > 0.1
-    assert set(report["cells"]) == set(BACKENDS)
-    for backend, cell in report["cells"].items():
-        assert CELL_KEYS <= set(cell), backend
-        assert cell["status"] == "ok", (backend, cell["reason"])
-        assert cell["parity"] == "passed" and cell["reason"] is None
-        assert cell["first_call_ms"] > 0
-        assert cell["crash_rate"] == {"prefill": 0.0, "decode": 0.0, "e2e": 0.0}
-        assert 0 < cell["decode_bandwidth_fraction"] < 1
-        assert "decode" in cell["method"] and "prefill" in cell["method"]
-        for phase, unit in (("prefill", "ms"), ("decode", "ms/token"), ("e2e", "ms")):
-            stats = cell["phases"][phase]
-            assert STATS_KEYS <= set(stats)
-            assert stats["unit"] == unit and stats["n"] == REPEATS and len(stats["samples"]) == REPEATS
-            assert all(v > 0 for v in stats["samples"])
-            assert stats["ci95"][0] <= stats["median"] <= stats["ci95"][1]
-            assert stats["p95"] is None and stats["p99"] is None
-        # Decode keeps every step: 4 repeats x 4 single-token steps.
-        assert [len(steps) for steps in cell["phases"]["decode"]["step_samples"]] == [4] * REPEATS
-        assert cell["phases"]["e2e"]["tokens_per_sample"] == 4
-    compiled = report["cells"]["compile"]
-    assert compiled["compile_seconds"] > 0
-    assert compiled["backend_info"]["graphs"] > 0 and compiled["backend_info"]["inductor_graphs"] > 0
-    assert report["cells"]["eager"]["compile_seconds"] is None
-    # The first (compiling) call is reported apart from, and far above, the steady state.
-    assert compiled["first_call_ms"] > 5 * compiled["phases"]["prefill"]["median"]
-    verification = json.loads((root / "tiny-gpt2" / "verification.json").read_text())
-    assert {verification["backends"][b]["status"] for b in BACKENDS} == {"passed"}
-    assert "[3/3] tiny-gpt2" in result.output
-    assert "tiny-gpt2: parity compile: passed" in result.output  # verify ran first: no fresh verdict
-
-
-@pytest.mark.slow
-def test_family_report(family):
-    root, _ = family
-    result = CliRunner().invoke(cli, ["report", "--out", str(root)])
+@pytest.fixture(scope="module")
+def family(tmp_path_factory, monkeypatch_module, verify_cache):
+    """tiny-gpt2 and a deeper, wider tiny sibling, built and benchmarked (2 threads) once for this module."""
+    configs = tmp_path_factory.mktemp("configs")
+    for name in ("tiny-gpt2.yaml", "family.yaml"):
+        shutil.copy(configs_dir() / name, configs / name)
+    text = (configs / "tiny-gpt2.yaml").read_text().replace("n_layer: 2", "n_layer: 4").replace("n_embd: 2", "n_embd: 4")
+    (configs / "tiny-deep.yaml").write_text(text.replace("n_inner: 8", "n_inner: 16"))
+    monkeypatch_module.setenv("HUBTOOL_CONFIGS", str(configs))
+    monkeypatch_module.setenv("HUBTOOL_CACHE", str(verify_cache))
+    root = tmp_path_factory.mktemp("artifacts")
+    for name in ("tiny-gpt2", "tiny-deep"):
+        build_model(load_spec(configs / f"{name}.yaml"), root=root)
+    result = CliRunner().invoke(cli, ["bench", "tiny-gpt2", "--backend", ",".join(BACKENDS), "--threads", "2",
+                                      *COMMON, "--out", str(root)])
     assert result.exit_code == 0, result.output
-    out = root / "report"
-    data = json.loads((out / "report.json").read_text())
-    rows = {(r["model"], r["backend"]): r for r in data["rows"]}
-    assert set(rows) == {("tiny-gpt2", b) for b in BACKENDS} | {("tiny-deep", b) for b in DEEP_BACKENDS}
-    assert rows[("tiny-gpt2", "eager")]["parameters"] == 102_714
-    assert rows[("tiny-deep", "eager")]["n_layer"] == 4 and rows[("tiny-deep", "eager")]["n_embd"] == 4
-    assert data["spearman"]["compile"]["decode"] == {"n_models": 1, "n_layer": None, "parameters": None}
-    for backend in DEEP_BACKENDS:
-        c = data["spearman"][backend]["decode"]
-        assert c["n_models"] == 2
-        # Two models: the rank correlation is exactly +1 or -1, and the deeper model is also the
-        # bigger one, so both correlations agree.
-        assert c["n_layer"] in (1.0, -1.0) and c["parameters"] == c["n_layer"]
-    md = (out / "report.md").read_text()
-    assert "| tiny-deep | " in md and "decode ms/token" in md and "Spearman" in md
-    assert f"{rows[('tiny-gpt2', 'sdpa')]['decode']['median']:.3f}" in md
-    for name in ("decode_vs_layers.png", "decode_vs_params.png"):
-        png = (out / name).read_bytes()
-        assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
-        import matplotlib.image
+    sibling = CliRunner().invoke(cli, ["bench", "tiny-deep", "--backend", ",".join(DEEP_BACKENDS), "--threads", "2",
+                                       *COMMON, "--out", str(root)])
+    assert sibling.exit_code == 0, sibling.output
+    return root, result
 
-        assert matplotlib.image.imread(out / name).shape[2] in (3, 4)
-    assert "decode Spearman with n_layer" in result.output
+
+def reports(folder: Path) -> list[Benchmark]:
+    return [Benchmark.from_file(p) for p in sorted((folder / "benchmarks").glob("*.json"))]
+
+
+def test_report_contract(family):
+    root, result = family
+    (report,) = reports(root / "tiny-gpt2")
+    assert report.model == "tiny-gpt2" and report.quality == "result" and report.machine.device == "cpu"
+    assert report.machine.threads == 2 and report.machine.name.endswith(", 2 threads")
+    assert report.subject["model.safetensors"] and report.interval_method.startswith("hierarchical")
+    assert len(report.order) == PROCESSES and all(sorted(r) == sorted(f"{b}@1" for b in BACKENDS) for r in report.order)
+    assert report.bandwidth["peak_gbps"] > 0
+    assert report.fingerprint["cpu"]["isa"] and "load_average" in report.fingerprint
+    for backend in BACKENDS:
+        cell = report.cell(backend)
+        assert cell.status == "ok", (backend, cell.reason)
+        assert cell.parity == "passed"  # verify ran first, on these bytes
+        assert len(cell.processes) == PROCESSES and len({p.round for p in cell.processes}) == PROCESSES
+        for run in cell.processes:
+            assert run.status == "ok" and run.load_before >= 0 and run.cpu_seconds > 0
+            assert run.peak_memory_bytes > run.baseline_memory_bytes > 0 and run.memory_kind == "rss"
+            assert len(run.phases["decode"].samples) == REPEATS
+            assert run.phases["ttft"].attempts == REPEATS and len(run.phases["itl"].samples) == REPEATS * (NEW_TOKENS - 1)
+        for phase, unit in (("prefill", "ms"), ("decode", "ms/token"), ("e2e", "ms"), ("ttft", "ms"), ("itl", "ms/token")):
+            stats = cell.phases[phase]
+            assert stats.unit == unit and stats.processes == PROCESSES and stats.median > 0
+            assert stats.ci95[0] <= stats.median <= stats.ci95[1]
+        assert cell.phases["decode"].n == PROCESSES * REPEATS
+        assert cell.phases["itl"].n == PROCESSES * REPEATS * (NEW_TOKENS - 1)
+        assert cell.tokens_per_s["decode"] == pytest.approx(1e3 / cell.phases["decode"].median)
+        assert cell.weight_bytes == 102_714 * 4  # stored tensors (the tied output layer once), float32
+        assert cell.stream_ms > 0 and cell.decode_vs_stream > 1.0  # slower than reading the weights once
+        assert cell.e2e_check.predicted_ms > 0 and cell.e2e_check.margin == 0.25
+        assert "logits_to_keep=1" in cell.method or backend == "vllm"
+    assert "compile" in report.cell("compile").compile["inductor_cache_dir"]
+    assert "[9/9] round 3/3" in result.output
+
+
+def test_bench_reuses_the_kernels_verify_compiled(family, verify_cache):
+    """verify ran first (no verdict existed) in the same cache root: the compiled cells load Inductor's
+    cached code in fresh processes instead of compiling again."""
+    root, _ = family
+    (report,) = reports(root / "tiny-gpt2")
+    for run in report.cell("compile").processes:
+        info = run.backend_info
+        assert info["inductor_cache_dir"] == str(verify_cache / "compile" / "inductor")
+        assert info["fxgraph_cache_hits"] > 0 and info["fxgraph_cache_misses"] == 0, info
+
+
+def test_machines_side_by_side_reruns_replace_only_their_own(family, tmp_path):
+    root, _ = family
+    folder = root / "tiny-gpt2"
+    args = ["bench", "tiny-gpt2", "--backend", "eager", "--threads", "1", *COMMON, "--out", str(root)]
+    assert CliRunner().invoke(cli, args).exit_code == 0
+    two, one = (r for r in sorted(reports(folder), key=lambda r: -r.machine.threads))
+    assert (two.machine.threads, one.machine.threads) == (2, 1) and two.machine.id != one.machine.id
+    kept = (folder / "benchmarks" / f"{two.machine.id}.json").read_bytes()
+    assert CliRunner().invoke(cli, args).exit_code == 0  # a re-run on the 1-thread configuration
+    after = reports(folder)
+    assert len(after) == 2
+    assert (folder / "benchmarks" / f"{two.machine.id}.json").read_bytes() == kept
+    assert next(r for r in after if r.machine.id == one.machine.id).created >= one.created
+    card = CliRunner().invoke(cli, ["card", "tiny-gpt2", "--out", str(root)])
+    assert card.exit_code == 0, card.output
+    text = (folder / "README.md").read_text()
+    assert f"### {two.machine.name}" in text and f"### {one.machine.name}" in text
+
+
+def test_import_of_a_run_made_elsewhere(family, tmp_path):
+    root, _ = family
+    folder = root / "tiny-gpt2"
+    elsewhere = tmp_path / "from-another-machine.json"
+    (first,) = [p for p in (folder / "benchmarks").glob("*.json")][:1]
+    shutil.copy(first, elsewhere)
+    first.unlink()
+    done = CliRunner().invoke(cli, ["bench", "tiny-gpt2", "--import", str(elsewhere), "--out", str(root)])
+    assert done.exit_code == 0, done.output
+    imported = Benchmark.from_file(first)
+    assert imported.imported_from == "from-another-machine.json"
+    refused = CliRunner().invoke(cli, ["bench", "tiny-deep", "--import", str(elsewhere), "--out", str(root)])
+    assert refused.exit_code == 1
+    assert "was measured on other bytes than" in refused.output and "model.safetensors changed" in refused.output
+    assert "Traceback" not in refused.output
+
+
+def test_family_report_per_machine(family):
+    root, _ = family
+    result = CliRunner().invoke(cli, ["report", "tiny-gpt2", "tiny-deep", "--out", str(root), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["design"]["n"] == 2 and data["design"]["rho"] is None  # two models: nothing to separate
+    machines = data["machines"]
+    assert any(m.endswith(", 2 threads") for m in machines)
+    rows = [r for r in data["rows"] if r["machine"].endswith(", 2 threads")]
+    assert {(r["model"], r["backend"]) for r in rows} == {("tiny-gpt2", b) for b in BACKENDS} | {
+        ("tiny-deep", b) for b in DEEP_BACKENDS}
+    assert all(r["decode_vs_stream"] > 1.0 for r in rows)
+    eager = next(c for c in data["spearman"] if c["backend"] == "eager" and c["machine"].endswith(", 2 threads"))
+    assert eager["n_layer"]["n"] == 2 and abs(eager["n_layer"]["rho"]) == 1.0 and eager["n_layer"]["p_value"] == 1.0
+    compiled = next(c for c in data["spearman"] if c["backend"] == "compile" and c["machine"].endswith(", 2 threads"))
+    assert compiled["n_layer"]["rho"] is None  # one model only: undefined, not zero
+    out = root / "report"
+    assert (out / "report.md").read_text().count("## AMD") + (out / "report.md").read_text().count("## ") >= 2
+    assert len(list(out.glob("decode_vs_layers-*.png"))) == len(machines)
 
 
 def _cuda() -> bool:
@@ -134,52 +167,50 @@ def _cuda() -> bool:
     return torch.cuda.is_available()
 
 
-@pytest.mark.slow
 @pytest.mark.skipif(not _cuda(), reason="needs a CUDA GPU: CUDA events, CUDA graphs (reduce-overhead)")
 @pytest.mark.family
 def test_cuda_cells_finish_or_crash_never_hang(private_models, tmp_path):
     """eager, compile and reduce-overhead + StaticCache on a GPU, at a long decode (128 tokens)."""
+    from hubtool.backends import registry
     from hubtool.bench.harness import BenchSettings, bench_models
 
     folder = private_models("gpt2-25m") / "gpt2-25m"
-    settings = BenchSettings(device="cuda", new_tokens=128, warmup=1, repeats=5, timeout=420)
-    written = bench_models([("gpt2-25m", folder)], backends=["eager", "compile", "compile-ro"], settings=settings,
-                           cache_dir=tmp_path / ".cache")
-    report = json.loads(written["gpt2-25m"].read_text())
-    assert report["device"] == "cuda" and report["fingerprint"]["gpu"]["name"]
-    for backend, cell in report["cells"].items():
-        assert cell["status"] in ("ok", "crashed"), (backend, cell["reason"])
-        assert "timed out" not in (cell["reason"] or ""), backend
-        if cell["status"] == "ok":
-            assert "CUDA events" in cell["method"]
-            assert cell["phases"]["decode"]["median"] > 0
-    assert report["cells"]["eager"]["status"] == "ok"
-    ro = report["cells"]["compile-ro"]
-    assert ro["status"] == "crashed" or "StaticCache" in ro["method"]
+    settings = BenchSettings(device="cuda", new_tokens=128, warmup=1, repeats=5, processes=1, timeout=420)
+    written = bench_models([("gpt2-25m", folder)], backends=registry.parse("eager,compile,compile-ro", default=[]),
+                           settings=settings, cache=tmp_path / "cache")
+    report = Benchmark.from_file(written["gpt2-25m"])
+    assert report.machine.device == "cuda" and report.machine.gpu and "CUDA" in report.machine.name
+    for cell in report.cells:
+        assert cell.status in ("ok", "crashed"), (cell.backend, cell.reason)
+        assert "timed out" not in (cell.reason or ""), cell.backend
+        if cell.status == "ok":
+            assert "CUDA events" in cell.method and cell.phases["decode"].median > 0
+            assert cell.peak_memory_bytes and cell.processes[0].memory_kind == "cuda_max_allocated"
+    assert report.cell("eager").status == "ok"
 
 
 def _vllm() -> bool:
     from hubtool.backends import vllm
 
-    return vllm.available()
+    return vllm.available() is None
 
 
-@pytest.mark.slow
 @pytest.mark.skipif(not _vllm(), reason="vLLM is not installed (make vllm installs its CPU build)")
 @pytest.mark.family
 @pytest.mark.vllm
-def test_vllm_cell_uses_request_metrics(private_models, tmp_path):
-    """gpt2-25m through vLLM: phases from its request timestamps (one engine start: a minute)."""
+def test_vllm_cell_runs_through_the_same_phase_loop(private_models, tmp_path, verify_cache):
+    """gpt2-25m through vLLM: the engine stepped as LLM.generate steps it, a stamp per token."""
+    from hubtool.backends import registry
     from hubtool.bench.harness import BenchSettings, bench_models
 
     models = [("gpt2-25m", private_models("gpt2-25m") / "gpt2-25m")]
-    settings = BenchSettings(prompt_len=8, new_tokens=8, warmup=1, repeats=3, threads=1, timeout=400)
-    written = bench_models(models, backends=["vllm"], settings=settings, cache_dir=tmp_path / ".cache")
-    cell = json.loads(written["gpt2-25m"].read_text())["cells"]["vllm"]
-    assert cell["status"] == "ok", cell["reason"]
-    assert "first_token_ts" in cell["method"]
-    for phase in ("prefill", "decode", "e2e"):
-        assert cell["phases"][phase]["n"] == 3 and cell["phases"][phase]["median"] > 0
-    # Decode per token is well below the whole request's time.
-    assert cell["phases"]["decode"]["median"] < cell["phases"]["e2e"]["median"]
-    assert cell["parity"] == "passed"
+    settings = BenchSettings(prompt_len=8, new_tokens=8, warmup=1, repeats=3, processes=1, timeout=600)
+    written = bench_models(models, backends=registry.parse("vllm", default=[]), settings=settings, cache=verify_cache)
+    cell = Benchmark.from_file(written["gpt2-25m"]).cell("vllm")
+    assert cell.status == "ok", cell.reason
+    assert "engine stepped" in cell.method
+    for phase in ("prefill", "decode", "e2e", "ttft"):
+        assert cell.phases[phase].n == 3 and cell.phases[phase].median > 0
+    assert cell.phases["itl"].n == 3 * 7
+    assert cell.phases["decode"].median < cell.phases["e2e"].median  # per token, well below the whole request
+    assert cell.parity == "passed" and cell.weight_bytes == 25_016_064 * 4

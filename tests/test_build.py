@@ -10,10 +10,6 @@ import pytest
 
 from hubtool.build.folder import build_model
 from hubtool.evidence.provenance import read_provenance as _read_provenance
-
-
-def read_provenance(folder):
-    return _read_provenance(folder).to_dict()
 from hubtool.folder.names import PROVENANCE_FILE
 from hubtool.folder.safetensors import tensor_digests as safetensors_digests
 from hubtool.spec.catalog import resolve_spec
@@ -22,6 +18,12 @@ from hubtool.spec.model import load_spec
 from hubtool.build.tokenizer import BUNDLED_SHA256, bundled_files
 from hubtool.folder.hashing import sha256_file
 from tests.conftest import CONFIGS, MODEL_PARAMS, REFERENCE, run_hubtool
+
+
+
+def read_provenance(folder):
+    return _read_provenance(folder).to_dict()
+
 
 EXPECTED_FILES = {
     "config.json", "generation_config.json", "model.safetensors", "tokenizer.json",
@@ -143,27 +145,27 @@ def test_tokenizer_files_are_checked_by_sha256(tmp_path: Path) -> None:
 DESIGN_TABLE_BYTES = {"tiny-gpt2": 413_296, "gpt2-25m": 100_068_208, "gpt2-50m": 205_913_840, "gpt2-100m": 384_363_352}
 
 
-@pytest.mark.parametrize("name", ALL_NAMES)
-def test_weights_metadata_names_version_spec_and_seed(family_dir: Path, name: str) -> None:
+@pytest.mark.parametrize("name", MODEL_PARAMS)
+def test_weights_metadata_names_version_spec_and_seed(built, name: str) -> None:
     from safetensors import safe_open
 
     from hubtool.runtime.environment import hubtool_version
 
     spec = resolve_spec(name, CONFIGS)
-    with safe_open(str(family_dir / name / "model.safetensors"), framework="pt") as fh:
+    with safe_open(str(built(name) / "model.safetensors"), framework="pt") as fh:
         metadata = fh.metadata()
     assert metadata == {"format": "pt", "hubtool_version": hubtool_version(), "seed": "0",
                         "spec_sha256": spec.spec_hash}
     assert len(metadata["spec_sha256"]) == 64
 
 
-@pytest.mark.parametrize("name", ALL_NAMES)
-def test_size_growth_is_exactly_the_metadata_header(family_dir: Path, name: str) -> None:
+@pytest.mark.parametrize("name", MODEL_PARAMS)
+def test_size_growth_is_exactly_the_metadata_header(built, name: str) -> None:
     """New sizes = DESIGN.md's sizes + the header growth from the metadata, to the byte."""
     from hubtool.folder.safetensors import file_size, read_header
 
     spec = resolve_spec(name, CONFIGS)
-    path = family_dir / name / "model.safetensors"
+    path = built(name) / "model.safetensors"
     header = read_header(path)
     plain = file_size(spec.tensor_shapes(), spec.dtype)  # {"format": "pt"} only, as transformers writes
     data = sum(t.end - t.start for t in header.tensors.values())

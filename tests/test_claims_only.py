@@ -104,7 +104,7 @@ def test_false_card_is_caught_without_downloading_weights(gpt2_100m: Path, hub, 
     start = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-m", "hubtool", "verify", "Crusadersk/gpt2-100m", "--claims-only", "--endpoint", hub.url,
-         "--json", str(report_path)],
+         "--output", str(report_path)],
         capture_output=True, text=True, timeout=120, env={**os.environ, "HF_HOME": str(tmp_path / "fresh-home")},
     )
     wall = time.perf_counter() - start
@@ -184,7 +184,7 @@ def test_another_architecture_through_generic_config_keys(hub, tmp_path: Path) -
     upload(hub.url, folder, "someone/tiny-llama")
     hub.lines.clear()
     result = CliRunner().invoke(cli, ["verify", "someone/tiny-llama", "--claims-only", "--endpoint", hub.url,
-                                      "--json", str(tmp_path / "r.json")])
+                                      "--output", str(tmp_path / "r.json")])
     assert result.exit_code == 1, result.output
     assert_no_weight_download(hub.lines)
     report = json.loads((tmp_path / "r.json").read_text())
@@ -197,7 +197,7 @@ def test_another_architecture_through_generic_config_keys(hub, tmp_path: Path) -
 def test_errors_are_one_line(hub, tmp_path: Path) -> None:  # noqa: F811
     runner = CliRunner()
     missing = runner.invoke(cli, ["verify", "nobody/nothing", "--claims-only", "--endpoint", hub.url])
-    assert missing.exit_code == 1
+    assert missing.exit_code == 3
     assert missing.output == f"Error: repo 'nobody/nothing' not found at {hub.url}; if it is private, set HF_TOKEN or run `hf auth login`\n"
 
     folder = tmp_path / "pickled"
@@ -206,7 +206,7 @@ def test_errors_are_one_line(hub, tmp_path: Path) -> None:  # noqa: F811
     (folder / "pytorch_model.bin").write_bytes(b"not read")
     upload(hub.url, folder, "someone/pickled")
     pickled = runner.invoke(cli, ["verify", "someone/pickled", "--claims-only", "--endpoint", hub.url])
-    assert pickled.exit_code == 1 and len(pickled.output.strip().splitlines()) == 1
+    assert pickled.exit_code == 3 and len(pickled.output.strip().splitlines()) == 1
     assert "someone/pickled@" in pickled.output and "has no safetensors weights" in pickled.output
 
 

@@ -69,7 +69,7 @@ BAD_INPUTS = [
     ("escaping-name", lambda t: ["build", "../x"], "'../x' is not a model name", 2),
     ("unknown-name", lambda t: ["build", "gpt2-7b"], "unknown model 'gpt2-7b'; valid names: gpt2-100m, gpt2-25m, gpt2-50m, gpt2-5m, tiny-gpt2", 2),
     ("no-names", lambda t: ["build"], "give at least one model name, or --all", 2),
-    ("unwritable-out", lambda t: ["build", "tiny-gpt2", "--out", str(t / "a-file" / "artifacts")], "cannot write to", 1),
+    ("unwritable-out", lambda t: ["build", "tiny-gpt2", "--out", str(t / "a-file" / "artifacts")], "cannot write to", 3),
 ]
 
 

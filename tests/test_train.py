@@ -15,14 +15,14 @@ import pytest
 from click.testing import CliRunner
 
 from hubtool.evidence.provenance import read_provenance as _read_provenance
-
-
-def read_provenance(folder):
-    return _read_provenance(folder).to_dict()
 from hubtool.folder.safetensors import tensor_digests as safetensors_digests
 from hubtool.cli.main import cli
 from hubtool.folder.hashing import sha256_file
 from hubtool.train.loop import CHECKPOINT_DIR, CHECKPOINT_FILE, train_model
+
+
+def read_provenance(folder):
+    return _read_provenance(folder).to_dict()
 
 REPO = Path(__file__).resolve().parent.parent
 # Small batches keep the 50,257-way softmax cheap; one thread avoids oversubscribing a shared CPU.
@@ -146,7 +146,7 @@ def test_killed_run_resumes_to_the_same_bytes(tiny_dir: Path, tmp_path: Path) ->
 
     # Resuming with different options is refused; with none, the checkpoint's are used.
     refused = CliRunner().invoke(cli, ["train", str(folder), "--resume", "--steps", "7"])
-    assert refused.exit_code == 1
+    assert refused.exit_code == 2  # the options given contradict the run to resume
     assert "steps=120" in refused.output and "--resume" in refused.output
 
     done = hubtool("train", str(folder), "--resume")
@@ -209,7 +209,7 @@ def test_bad_corpus_is_one_line_and_touches_nothing(tiny: Path, tmp_path: Path, 
     source = str(tmp_path / "*.nothing") if kind == "no-match" else str(path)
     before = folder_digest(tiny)
     result = CliRunner().invoke(cli, ["train", str(tiny), "--corpus", source])
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # the text given is the user's input
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: ")
     expected = {"missing": "does not exist", "empty": "is empty", "binary": "binary",
@@ -222,7 +222,7 @@ def test_bad_corpus_is_one_line_and_touches_nothing(tiny: Path, tmp_path: Path, 
 def test_unbuilt_model_says_to_build(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["train", "tiny-gpt2", "--out", str(tmp_path / "nothing")],
                                 env={"HUBTOOL_CONFIGS": str(REPO / "model_configs")})
-    assert result.exit_code == 1
+    assert result.exit_code == 3
     assert "run hubtool build tiny-gpt2" in result.output
     assert not (tmp_path / "nothing").exists()
 
