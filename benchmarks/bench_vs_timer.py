@@ -1,8 +1,10 @@
-"""Benchmark of the benchmark: does hubtool's decode timing agree with torch's own Timer?
+"""Benchmark of the benchmark: do hubtool's prefill and decode agree with torch's own Timer?
 
-1. gpt2-25m, eager, CPU: hubtool's decode median (ms/token, the figure in benchmark.json)
-   against ``torch.utils.benchmark.Timer`` timing the same single-token forward at the
-   middle cache length of hubtool's decode pass, in the same process. Target: within 5%.
+1. gpt2-25m, eager, CPU: hubtool's prefill median against ``torch.utils.benchmark.Timer``
+   timing the bare forward that ``generate()`` runs for a prompt (``use_cache=True``,
+   ``logits_to_keep=1``), and hubtool's decode median (ms/token) against Timer timing the same
+   single-token KV-cache forward at the middle cache length of hubtool's decode pass, in the
+   same process. Target: each within 5%.
 2. Harness overhead: hubtool's timed-call loop around a no-op, as a fraction of
    tiny-gpt2's decode step. Target: under 1%.
 
@@ -21,16 +23,32 @@ import sys
 from pathlib import Path
 
 
-def hubtool_decode(model, *, prompt_len: int, new_tokens: int, warmup: int, repeats: int) -> dict:
-    from hubtool.bench.phases import measure_phase
+def hubtool_phase(model, phase: str, *, prompt_len: int, new_tokens: int, warmup: int, repeats: int) -> float:
+    """hubtool's median for ``phase`` (ms, or ms/token for decode), measured by its own loop."""
+    from hubtool.bench.phases import StopRule, measure_phase
+    from hubtool.bench.runners import TorchRunner
     from hubtool.bench.timing import CpuClock
-    from hubtool.bench.torch_runner import TorchRunner
-    from hubtool.bench.stats import summarize
 
     runner = TorchRunner(model, prompt_len=prompt_len, new_tokens=new_tokens, batch_size=1, seed=0)
-    record = measure_phase(runner, "decode", warmup=warmup, repeats=repeats, clock=CpuClock())
+    record = measure_phase(runner, phase, warmup=warmup, rule=StopRule(repeats=repeats), clock=CpuClock())
     assert not record["failures"], record["errors"]
-    return {**summarize(record["samples"], unit="ms/token"), "step_samples": record["step_samples"]}
+    return statistics.median(record["samples"])
+
+
+def timer_prefill(model, *, prompt_len: int, threads: int, min_run_time: float) -> float:
+    """Median ms of the bare prompt forward generate() runs, by torch.utils.benchmark.Timer."""
+    import torch
+    from torch.utils.benchmark import Timer
+
+    ids = torch.randint(0, model.config.vocab_size, (1, prompt_len), generator=torch.Generator().manual_seed(0))
+
+    def forward():
+        with torch.inference_mode():
+            model(input_ids=ids, use_cache=True, logits_to_keep=1)
+
+    timer = Timer(stmt="forward()", globals={"forward": forward}, num_threads=threads)
+    timer.timeit(5)
+    return timer.blocked_autorange(min_run_time=min_run_time).median * 1e3
 
 
 def timer_step(model, *, cache_len: int, threads: int, min_run_time: float) -> float:
@@ -49,7 +67,7 @@ def timer_step(model, *, cache_len: int, threads: int, min_run_time: float) -> f
 
     def step():
         with torch.inference_mode():
-            model(input_ids=token, past_key_values=cache, use_cache=True)
+            model(input_ids=token, past_key_values=cache, use_cache=True, logits_to_keep=1)
         cache.crop(-1)  # drop the token just appended
 
     timer = Timer(stmt="step()", globals={"step": step}, num_threads=threads)
@@ -77,7 +95,7 @@ def main() -> int:
     import torch
     from transformers.utils import logging as hf_logging
 
-    from hubtool.backends import eager
+    from hubtool.backends import attention
     from hubtool.build.folder import build_model
     from hubtool.spec.catalog import artifacts_root, resolve_spec
 
@@ -87,35 +105,38 @@ def main() -> int:
     models = {}
     for name in ("gpt2-25m", "tiny-gpt2"):
         folder = build_model(resolve_spec(name), root=root).path
-        models[name] = eager.load(folder).model
+        models[name] = attention.load(folder, attn_implementation="eager").model
 
     # Decode steps run at cache lengths prompt_len .. prompt_len + new_tokens - 1; the Timer
-    # measures the middle one.
+    # measures the middle one. The two sides alternate, round after round.
     mid = args.prompt_len + args.new_tokens // 2
-    ours_rounds, timer_rounds, mid_rounds = [], [], []
+    model = models["gpt2-25m"]
+    rounds: dict[str, list[float]] = {"prefill": [], "prefill_timer": [], "decode": [], "decode_timer": []}
     for _ in range(args.rounds):
-        ours = hubtool_decode(models["gpt2-25m"], prompt_len=args.prompt_len, new_tokens=args.new_tokens,
-                              warmup=2, repeats=args.repeats)
-        ours_rounds.append(ours["median"])
-        mid_rounds.append(statistics.median(steps[args.new_tokens // 2] for steps in ours["step_samples"]))
-        timer_rounds.append(timer_step(models["gpt2-25m"], cache_len=mid, threads=args.threads, min_run_time=1.5))
-    ours_ms, timer_ms, at_mid = (statistics.median(x) for x in (ours_rounds, timer_rounds, mid_rounds))
-    diff = ours_ms / timer_ms - 1
-    print(f"gpt2-25m eager decode, {args.threads} thread(s), CPU, {args.rounds} alternating rounds")
-    print(f"  hubtool median       {ours_ms:.4f} ms/token  (per round: {', '.join(f'{x:.3f}' for x in ours_rounds)};"
-          f" {args.repeats} passes x {args.new_tokens} steps each)")
-    print(f"  hubtool step @ {mid:<4d} {at_mid:.4f} ms")
-    print(f"  Timer step @ {mid:<6d} {timer_ms:.4f} ms  (blocked_autorange medians: "
-          f"{', '.join(f'{x:.3f}' for x in timer_rounds)})")
-    print(f"  ratio hubtool/Timer  {ours_ms / timer_ms:.4f}  ({diff:+.2%}; target within 5%)")
+        rounds["prefill"].append(hubtool_phase(model, "prefill", prompt_len=args.prompt_len,
+                                               new_tokens=args.new_tokens, warmup=2, repeats=args.repeats * 3))
+        rounds["prefill_timer"].append(timer_prefill(model, prompt_len=args.prompt_len, threads=args.threads,
+                                                     min_run_time=1.5))
+        rounds["decode"].append(hubtool_phase(model, "decode", prompt_len=args.prompt_len,
+                                              new_tokens=args.new_tokens, warmup=2, repeats=args.repeats))
+        rounds["decode_timer"].append(timer_step(model, cache_len=mid, threads=args.threads, min_run_time=1.5))
+    med = {k: statistics.median(v) for k, v in rounds.items()}
+    print(f"gpt2-25m eager, {args.threads} thread(s), CPU, {args.rounds} alternating rounds")
+    ok = True
+    for phase, unit in (("prefill", "ms"), ("decode", "ms/token")):
+        ratio = med[phase] / med[f"{phase}_timer"]
+        ok &= abs(ratio - 1) <= 0.05
+        print(f"  {phase:8} hubtool {med[phase]:.4f} {unit}  Timer {med[f'{phase}_timer']:.4f}  "
+              f"ratio {ratio:.4f} ({ratio - 1:+.2%}; target within 5%)  "
+              f"rounds: {', '.join(f'{a:.3f}/{b:.3f}' for a, b in zip(rounds[phase], rounds[f'{phase}_timer']))}")
 
-    tiny = hubtool_decode(models["tiny-gpt2"], prompt_len=args.prompt_len, new_tokens=args.new_tokens,
-                          warmup=3, repeats=args.repeats)
+    tiny = hubtool_phase(models["tiny-gpt2"], "decode", prompt_len=args.prompt_len, new_tokens=args.new_tokens,
+                         warmup=3, repeats=args.repeats)
     overhead = harness_overhead_ms()
-    share = overhead / tiny["median"]
-    print(f"harness overhead per timed call {overhead * 1e3:.3f} us; tiny-gpt2 decode step {tiny['median']:.4f} ms;"
+    share = overhead / tiny
+    print(f"harness overhead per timed call {overhead * 1e3:.3f} us; tiny-gpt2 decode step {tiny:.4f} ms;"
           f" overhead {share:.3%} of a step (target under 1%)")
-    ok = abs(diff) <= 0.05 and share < 0.01
+    ok &= share < 0.01
     print("PASS" if ok else "FAIL")
     return 0 if ok else 1
 

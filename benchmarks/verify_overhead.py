@@ -23,30 +23,22 @@ TARGET_RATIO = 1.5
 
 
 def bare(folder: str) -> None:
-    """The same loads and forwards as verify, in this one process, with no isolation or checks."""
-    import torch
+    """The same loads, forwards and checks as verify, in this one process, with no isolation or report.
 
+    The reference run (eager float32 and float64, the probe, weights regenerated from the spec)
+    and each backend's comparison, called directly.
+    """
+    from hubtool.backends import registry
+    from hubtool.evidence.provenance import read_provenance
     from hubtool.verify import parity
-    from hubtool.backends import compile as compiled
-    from hubtool.backends import eager, sdpa
 
-    prompts = parity._tokenize(folder)
-    ref = eager.load(Path(folder))
-    eos = ref.model.config.eos_token_id
-    greedy = [parity._greedy(ref.model, p, 8, eos) for p in prompts]
-    seqs = [p + g for p, g in zip(prompts, greedy)]
-    lens = [len(p) for p in prompts]
-    batch = parity._padded_batch(seqs, eos)
-    parity._run_all(ref.model, seqs, lens, batch, 8, eos, greedy=greedy)
-    fp64 = eager.load(Path(folder), dtype="float64")
-    for s in seqs:
-        parity._forward(fp64.model, torch.tensor([s]))
-    parity._forward(fp64.model, *batch)
-    del fp64
-    for backend in (sdpa, compiled):
-        loaded = backend.load(Path(folder))
-        parity._run_all(loaded.model, seqs, lens, batch, 8, eos)
-
+    prov = read_provenance(Path(folder))
+    regenerate = {"config": prov.spec.config, "seed": prov.seed, "dtype": prov.spec.dtype}
+    with tempfile.TemporaryDirectory(prefix="bare-verify-") as work:
+        parity.reference_worker(folder=folder, work_dir=work, new_tokens=8, regenerate=regenerate,
+                                spec_config=prov.spec.config, spec_dtype=prov.spec.dtype)
+        for name in ("sdpa", "compile"):
+            parity.transformers_worker(backend=registry.get(name).to_dict(), folder=folder, work_dir=work)
 
 
 def main() -> None:
@@ -72,7 +64,7 @@ def main() -> None:
         bare_env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(bare_cache / "inductor"),
                     "TMPDIR": str(bare_cache / "tmp"), "OMP_NUM_THREADS": threads}
         verify_cmd = [sys.executable, "-m", "hubtool.cli.main", "verify", args.model, "--out",
-                      str(tmp_path / "artifacts"), "--backend", "eager,sdpa,compile", "--json", str(tmp_path / "r.json")]
+                      str(tmp_path / "artifacts"), "--backend", "eager,sdpa,compile", "--output", str(tmp_path / "r.json")]
         bare_cmd = [sys.executable, str(Path(__file__).resolve()), "--bare", str(folder)]
         results = {}
         for phase, runs in (("cold", 1), ("warm", args.repeats)):

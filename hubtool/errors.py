@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
 EXIT_OK, EXIT_FOUND_WRONG, EXIT_USAGE, EXIT_COULD_NOT_RUN = 0, 1, 2, 3
 
 

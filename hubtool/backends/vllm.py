@@ -18,9 +18,10 @@ import contextlib
 import importlib.util
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 CPU_MEMORY_FRACTION = 0.2  # gpu_memory_utilization means a fraction of RAM on CPU
 GPU_MEMORY_FRACTION = 0.3

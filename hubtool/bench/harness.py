@@ -29,7 +29,16 @@ from hubtool.bench.phases import PHASES, StopRule
 from hubtool.bench.stats import HIERARCHICAL_METHOD, hierarchical_ratio, summarize_processes
 from hubtool.errors import ArtifactError, FoundWrong, UsageError, display_path
 from hubtool.evidence.benchmark import (
-    GENERATE_PHASES, UNITS, Benchmark, Cell, Comparison, E2ECheck, Machine, PhaseRecord, ProcessRun, Stats,
+    GENERATE_PHASES,
+    UNITS,
+    Benchmark,
+    Cell,
+    Comparison,
+    E2ECheck,
+    Machine,
+    PhaseRecord,
+    ProcessRun,
+    Stats,
 )
 from hubtool.evidence.verification import Verification
 from hubtool.folder.hashing import folder_identity, identity_changes
@@ -228,7 +237,7 @@ def _phase_problem(phase: str, runs: list[ProcessRun]) -> str | None:
             return f"{phase}: no record"
         if record.warmup_failed:
             return f"{phase}: warmup failed after {record.warmup_attempts} attempt(s): {'; '.join(record.errors)}"
-        bad = sum(1 for ms, tok in zip(record.samples, record.tokens) if not ms > 0 or not tok > 0)
+        bad = sum(1 for ms, tok in zip(record.samples, record.tokens, strict=False) if not ms > 0 or not tok > 0)
         if bad or len(record.tokens) != len(record.samples):
             return f"invalid measurement: {phase} has {bad} row(s) with zero latency or zero tokens"
         if record.failures:

@@ -19,6 +19,7 @@ timed region by construction).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any, Protocol
 
 
@@ -145,7 +146,7 @@ class _Stamps:
 
     def result(self, start: float, tokens: int) -> Generated:
         ttft = self.times[0] - start
-        itl = [b - a for a, b in zip(self.times, self.times[1:])]
+        itl = [b - a for a, b in pairwise(self.times)]
         return Generated(tokens=tokens, ttft_ms=ttft, itl_ms=itl)
 
 
@@ -199,8 +200,8 @@ class VllmRunner:
 
     def decode(self, clock: Any) -> list[float]:
         _, stamps, _ = self._run(self.new_tokens + 1, clock)
-        return [b - a for a, b in zip(stamps, stamps[1:])]
+        return [b - a for a, b in pairwise(stamps)]
 
     def generate(self, clock: Any) -> Generated:
         start, stamps, tokens = self._run(self.new_tokens, clock)
-        return Generated(tokens=tokens, ttft_ms=stamps[0] - start, itl_ms=[b - a for a, b in zip(stamps, stamps[1:])])
+        return Generated(tokens=tokens, ttft_ms=stamps[0] - start, itl_ms=[b - a for a, b in pairwise(stamps)])

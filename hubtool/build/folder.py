@@ -25,7 +25,6 @@ from hubtool.runtime.environment import hubtool_identity, library_versions
 from hubtool.spec.model import BUILD_FORMAT, ModelSpec
 
 
-
 @dataclass(frozen=True)
 class BuildResult:
     spec: ModelSpec

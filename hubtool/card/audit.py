@@ -286,8 +286,8 @@ def audit_card(folder: Path, *, backends: dict[str, Any] | None = None) -> dict[
     """
     from hubtool.card.prose import superlative_problems
     from hubtool.card.recheck import recheck
-    from hubtool.evidence.card import CardMeasurements
     from hubtool.errors import ArtifactError
+    from hubtool.evidence.card import CardMeasurements
     from hubtool.folder.names import MEASUREMENTS_FILE
 
     card = folder / CARD_FILE

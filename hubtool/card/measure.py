@@ -108,7 +108,7 @@ def latency_group(bench: Benchmark, report: Verification) -> tuple[dict[str, Any
 
 def _family_rows(spec: ModelSpec, artifacts: Path) -> list[dict[str, Any]]:
     """Every spec beside this one, with parameters measured from its built weights when present."""
-    from hubtool.spec.catalog import spec_path, spec_names
+    from hubtool.spec.catalog import spec_names, spec_path
     from hubtool.spec.model import load_spec
 
     folder = spec.path.parent

@@ -48,7 +48,7 @@ def _section_differences(recorded: Any, actual: Any, path: str) -> list[str]:
         return out
     if isinstance(recorded, list) and isinstance(actual, list) and len(recorded) == len(actual):
         out = []
-        for i, (a, b) in enumerate(zip(recorded, actual)):
+        for i, (a, b) in enumerate(zip(recorded, actual, strict=True)):
             out += _section_differences(a, b, f"{path}[{i}]")
         return out
     return [] if recorded == actual else [f"{path} is {recorded!r}, the evidence gives {actual!r}"]

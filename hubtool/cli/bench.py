@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,23 +22,58 @@ def _sizes(text: str) -> tuple[int, ...]:
     return sizes
 
 
-def _progress(event: str, data: dict[str, Any]) -> None:
-    if event == "machine":
-        bw = data["bandwidth"]["peak_gbps"]
-        click.echo(f"machine: {data['machine'].name} ({data['machine'].id}), copy bandwidth {bw:.1f} GB/s", err=True)
-    elif event == "verify":
-        verdict = data["verdict"]
-        reason = f"  {verdict.reason}" if verdict.reason else ""
-        click.echo(f"{data['model']}: parity {data['backend']}: {verdict.status}{reason}", err=True)
-    elif event == "done":
-        run = data["run"]
-        decode = run.phases.get("decode")
-        detail = (f"decode {sum(decode.samples) / len(decode.samples):.3f} ms/token over {len(decode.samples)}"
-                  if run.status == "ok" and decode and decode.samples else (run.reason or ""))
-        busy = "  (busy machine)" if run.busy else ""
-        click.echo(f"[{data['index']}/{data['total']}] round {data['round']}/{data['rounds']} {data['model']} "
-                   f"{data['backend']} batch {data['batch']}: {run.status} in {run.seconds:.1f}s  {detail}{busy}",
-                   err=True)
+class _BenchDisplay:
+    """bench's progress events as stages: the machine probe, verify's backends, each worker process."""
+
+    def __init__(self, display: Any) -> None:
+        self.display = display
+        self.open: dict[Any, Any] = {}
+
+    def __call__(self, event: str, data: dict[str, Any]) -> None:
+        if event == "machine":
+            bw = data["bandwidth"]["peak_gbps"]
+            self.display.line(f"machine: {data['machine'].name} ({data['machine'].id}), copy bandwidth {bw:.1f} GB/s")
+        elif event == "verify":
+            verdict = data["verdict"]
+            reason = f"  {verdict.reason}" if verdict.reason else ""
+            self.display.line(f"{data['model']}: parity {data['backend']}: {verdict.status}{reason}")
+        elif event == "start":
+            key = (data["model"], data["backend"], data["batch"], data["round"])
+            self.open[key] = self.display.stage(
+                data["model"], f"bench {data['backend']} batch {data['batch']}, process {data['round']}/{data['rounds']}"
+                f" [{data['index']}/{data['total']}]")
+            _follow(self.open[key], data["progress_path"])
+        elif event == "done":
+            run = data["run"]
+            stage = self.open.pop((data["model"], data["backend"], data["batch"], data["round"]), None)
+            if stage is not None:
+                stage.close("done" if run.status in ("ok", "unsupported") else "failed")
+            decode = run.phases.get("decode")
+            detail = (f"decode {sum(decode.samples) / len(decode.samples):.3f} ms/token over {len(decode.samples)}"
+                      if run.status == "ok" and decode and decode.samples else (run.reason or ""))
+            busy = "  (busy machine)" if run.busy else ""
+            self.display.line(f"{data['model']} {data['backend']} batch {data['batch']} process {data['round']}: "
+                              f"{run.status} in {run.seconds:.1f}s  {detail}{busy}")
+
+
+def _follow(stage: Any, progress_path: Path) -> None:
+    """Show the phase the worker is in (it writes it to its progress file) as the stage's detail."""
+    import json
+    import threading
+
+    def watch() -> None:
+        last = None
+        while not stage.closed:
+            try:
+                running = json.loads(progress_path.read_text()).get("running")
+            except (OSError, ValueError):
+                running = None
+            if running and running != last:
+                stage.update(detail="loading (compiling or starting the engine)" if running == "loading" else running)
+                last = running
+            time.sleep(1.0)
+
+    threading.Thread(target=watch, daemon=True, name="hubtool-bench-follow").start()
 
 
 @click.command("bench", epilog=EXIT_CODES_HELP)
@@ -114,8 +150,11 @@ def bench_cmd(
         "batch_sizes": _sizes(batch_sizes), "seed": seed, "target": target, "max_seconds": max_seconds,
         "graph_breaks_allowed": graph_breaks,
     })
-    written = bench_models([(spec.name, model_dir(spec.name, out)) for spec in specs], backends=backends,
-                           settings=settings, progress=_progress)
+    from hubtool.runtime.progress import Progress
+
+    with Progress() as display:
+        written = bench_models([(spec.name, model_dir(spec.name, out)) for spec in specs], backends=backends,
+                               settings=settings, progress=_BenchDisplay(display))
     if settings.quality == "smoke":
         click.echo("smoke run: too small to be a result (cards will not show it as one)", err=True)
     if as_json:

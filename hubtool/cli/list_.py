@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from hubtool.spec.catalog import resolve_targets
 from hubtool.cli.options import EXIT_CODES_HELP, echo_json, format_table, json_option
+from hubtool.spec.catalog import resolve_targets
 
 COLUMNS = [
     ("name", "name"),

@@ -12,8 +12,8 @@ import sys
 
 import click
 
-from hubtool.runtime.environment import hubtool_version
 from hubtool.errors import HubtoolError
+from hubtool.runtime.environment import hubtool_version
 
 # command name -> "module:attribute" under hubtool.cli
 COMMANDS: dict[str, str] = {

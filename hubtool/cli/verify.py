@@ -8,7 +8,15 @@ from typing import Any
 import click
 
 from hubtool.card.audit import contradiction_lines
-from hubtool.cli.options import EXIT_CODES_HELP, all_option, echo_json, format_table, json_option, out_option, output_option
+from hubtool.cli.options import (
+    EXIT_CODES_HELP,
+    all_option,
+    echo_json,
+    format_table,
+    json_option,
+    out_option,
+    output_option,
+)
 from hubtool.errors import UsageError, display_path
 
 _AUDIT_WORDS = {
@@ -121,49 +129,70 @@ def verify_cmd(targets: tuple[str, ...], all_: bool, backends: str | None, new_t
         _claims_only(names, endpoint=endpoint, output=output, out=out, as_json=as_json)
         return
 
+    from hubtool.runtime.progress import Progress
+
     rows, reports, worst = [], [], 0
-    for target in names:
-        def progress(event: str, backend: str, verdict: Any, target: str = target) -> None:
-            if event == "done":
-                row = summary_row(target, backend, verdict)
-                reason = f"  {row['reason']}" if row["reason"] else ""
-                click.echo(f"{target}: {backend:<8} {row['status']:<11} {row['seconds']:>6}s  "
-                           f"max|diff| {row['max_diff']}{reason}", err=True)
-
-        report, path = verify_target(target, backends=backends, new_tokens=new_tokens, endpoint=endpoint,
-                                     offline=offline, allow_pickle=allow_pickle, output=output, out=out,
-                                     progress=progress, graph_breaks_allowed=graph_breaks)
-        source = _source_line(report)
-        if source:
-            click.echo(f"{target}: {source}", err=True)
-        for check in report.checks:
-            if check.status == "failed":
-                click.echo(f"{target}: files: {check.name}: {check.detail}", err=True)
-        for note in report.unverified:
-            click.echo(f"{target}: unverified: {note}", err=True)
-        for item in report.coverage:
-            if not item.visible:
-                click.echo(f"{target}: blind spot: {item.bug_class}: {item.how}", err=True)
-        audit = report.card_audit or {"status": "no-card"}
-        for line in contradiction_lines(audit):
-            click.echo(f"{target}: card: {line}", err=True)
-        click.echo(f"{target}: card {_AUDIT_WORDS[audit['status']].format(**audit)}", err=True)
-        for name, verdict in report.backends.items():
-            if verdict.status == "unavailable" and name == "vllm":
-                from hubtool.backends.vllm import INSTALL_HINT
-
-                click.echo(f"{target}: vllm is not installed here ({INSTALL_HINT})", err=True)
-        rows.extend(summary_row(target, b, v) for b, v in report.backends.items())
-        reports.append(report.to_dict())
-        worst = max(worst, EXIT[report.status])
-        click.echo(f"{target}: files {report.files_status}, overall {report.status} -> {display_path(path)}",
-                   err=True)
+    with Progress() as display:
+        for target in names:
+            report, path = verify_target(target, backends=backends, new_tokens=new_tokens, endpoint=endpoint,
+                                         offline=offline, allow_pickle=allow_pickle, output=output, out=out,
+                                         progress=_stages(display, target), graph_breaks_allowed=graph_breaks)
+            worst = max(worst, _report_lines(target, report, path, rows))
+            reports.append(report.to_dict())
     if as_json:
         echo_json(reports[0] if len(reports) == 1 else reports)
     else:
         click.echo(format_table(rows, COLUMNS))
     if worst:
         raise click.exceptions.Exit(worst)
+
+
+def _stages(display: Any, target: str):
+    """verify's progress events as one stage per backend (the reference run is eager's)."""
+    open_stages: dict[str, Any] = {}
+
+    def progress(event: str, backend: str, data: Any) -> None:
+        if event == "start":
+            what = "reference (eager, float64, probe)" if backend == "eager" else backend
+            open_stages[backend] = display.stage(target, f"verify {what}")
+        elif event == "done":
+            stage = open_stages.pop(backend, None)
+            row = summary_row(target, backend, data)
+            if stage is not None:
+                stage.close("done" if data.status in ("passed", "partial", "unsupported", "unavailable") else "failed")
+            reason = f"  {row['reason']}" if row["reason"] else ""
+            display.line(f"{target}: {backend:<8} {row['status']:<11} {row['seconds']:>6}s  "
+                         f"max|diff| {row['max_diff']}{reason}")
+
+    return progress
+
+
+def _report_lines(target: str, report: Any, path: Path, rows: list[dict[str, Any]]) -> int:
+    """What a reader needs after the run (stderr), the table rows, and the exit code."""
+    source = _source_line(report)
+    if source:
+        click.echo(f"{target}: {source}", err=True)
+    for check in report.checks:
+        if check.status == "failed":
+            click.echo(f"{target}: files: {check.name}: {check.detail}", err=True)
+    for note in report.unverified:
+        click.echo(f"{target}: unverified: {note}", err=True)
+    for item in report.coverage:
+        if not item.visible:
+            click.echo(f"{target}: blind spot: {item.bug_class}: {item.how}", err=True)
+    audit = report.card_audit or {"status": "no-card"}
+    for line in contradiction_lines(audit):
+        click.echo(f"{target}: card: {line}", err=True)
+    click.echo(f"{target}: card {_AUDIT_WORDS[audit['status']].format(**audit)}", err=True)
+    for name, verdict in report.backends.items():
+        if verdict.status == "unavailable" and name == "vllm":
+            from hubtool.backends.vllm import INSTALL_HINT
+
+            click.echo(f"{target}: vllm is not installed here ({INSTALL_HINT})", err=True)
+    rows.extend(summary_row(target, b, v) for b, v in report.backends.items())
+    click.echo(f"{target}: files {report.files_status}, overall {report.status} -> {display_path(path)}",
+               err=True)
+    return EXIT[report.status]
 
 
 # -- --claims-only: the card against config.json and the weight headers; nothing downloaded or run --

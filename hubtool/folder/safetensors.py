@@ -16,6 +16,7 @@ import mmap
 import os
 import shutil
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -136,7 +137,7 @@ def entries_to_tensors(entries: dict[str, Any], *, name: str, data_len: int | No
             problems.append(f"{name}: truncated: tensor {tname} ends at byte {end:,} of data, file has {data_len:,}")
         tensors[tname] = TensorMeta(dtype=dtype, shape=shape, start=start, end=end)
     spans = sorted((t.start, t.end, n) for n, t in tensors.items())
-    for (_s1, e1, n1), (s2, _e2, n2) in zip(spans, spans[1:]):
+    for (_s1, e1, n1), (s2, _e2, n2) in pairwise(spans):
         if s2 < e1:
             problems.append(f"{name}: tensors {n1} and {n2} overlap")
     return tensors, problems

@@ -62,7 +62,7 @@ def _pearson(x: Sequence[float], y: Sequence[float]) -> float | None:
     syy = sum((b - my) ** 2 for b in y)
     if sxx == 0 or syy == 0:
         return None
-    return sum((a - mx) * (b - my) for a, b in zip(x, y)) / math.sqrt(sxx * syy)
+    return sum((a - mx) * (b - my) for a, b in zip(x, y, strict=True)) / math.sqrt(sxx * syy)
 
 
 def spearman(x: Sequence[float], y: Sequence[float]) -> float | None:

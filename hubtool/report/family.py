@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from hubtool.bench.harness import load_benchmarks
-from hubtool.report.design import design_confounding, spearman_test
 from hubtool.errors import ArtifactError, display_path
 from hubtool.folder.hashing import folder_identity, identity_changes
 from hubtool.folder.io import write_json, write_text
+from hubtool.report.design import design_confounding, spearman_test
 from hubtool.spec.model import ModelSpec
 
 REPORT_DIR = "report"
@@ -107,12 +107,12 @@ def _plot(rows: list[dict[str, Any]], machine: str, x_key: str, path: Path) -> N
         nudge = 1 + 0.03 * (i - (len(backends) - 1) / 2)  # backends share x values: nudge them apart
         xs = [r[x_key] * nudge for r in ok]
         ys = [r["decode"]["median"] for r in ok]
-        err = [[y - r["decode"]["ci95"][0] for y, r in zip(ys, ok)], [r["decode"]["ci95"][1] - y for y, r in zip(ys, ok)]]
+        err = [[y - r["decode"]["ci95"][0] for y, r in zip(ys, ok, strict=True)], [r["decode"]["ci95"][1] - y for y, r in zip(ys, ok, strict=True)]]
         # Models can share a depth: a line through them would suggest a trend that is not there.
         ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, label=backend,
                     linestyle="-" if x_key == "parameters" else "none")
         if i == 0:
-            for x, y, r in zip(xs, ys, ok):
+            for x, y, r in zip(xs, ys, ok, strict=True):
                 ax.annotate(r["model"], (x, y), textcoords="offset points", xytext=(-10, 8), fontsize=7, ha="right")
     if x_key == "parameters":
         ax.set_xscale("log")

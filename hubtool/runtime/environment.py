@@ -47,6 +47,10 @@ def git_state() -> dict[str, Any]:
             return None
         return done.stdout.strip() if done.returncode == 0 else None
 
+    top = git("rev-parse", "--show-toplevel")
+    if top is None or Path(top).resolve() != _SOURCE_DIR:
+        # An installed hubtool (site-packages) inside some other checkout is not that checkout.
+        return {"commit": None, "dirty": None, "untracked": None}
     commit = git("rev-parse", "HEAD")
     if commit is None:
         return {"commit": None, "dirty": None, "untracked": None}

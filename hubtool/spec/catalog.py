@@ -15,8 +15,8 @@ import os
 from importlib import resources
 from pathlib import Path
 
-from hubtool.folder.names import WEIGHTS_FILE
 from hubtool.errors import ArtifactError, UsageError, display_path
+from hubtool.folder.names import WEIGHTS_FILE
 from hubtool.spec.family import FAMILY_FILE, Family, load_family
 from hubtool.spec.model import NAME_RE, ModelSpec, load_spec
 

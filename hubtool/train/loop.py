@@ -22,18 +22,19 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from hubtool.evidence.provenance import FileRecord, TensorRecord, TrainingRecord, TrainingRun, read_provenance
-from hubtool.folder.io import apply_umask
-from hubtool.folder.safetensors import read_header, set_metadata, tensor_digests
-from hubtool.folder.names import CONFIG_FILE, LOSS_JSON, LOSS_PNG, PROVENANCE_FILE, WEIGHTS_FILE
-from hubtool.train.corpus import PackedCorpus, load_corpus, pack
 from hubtool.errors import ArtifactError, TrainError, UsageError, display_path
+from hubtool.evidence.provenance import FileRecord, TensorRecord, TrainingRecord, TrainingRun, read_provenance
 from hubtool.folder.hashing import sha256_file
+from hubtool.folder.io import apply_umask
+from hubtool.folder.names import CONFIG_FILE, LOSS_JSON, LOSS_PNG, PROVENANCE_FILE, WEIGHTS_FILE
+from hubtool.folder.safetensors import read_header, set_metadata, tensor_digests
+from hubtool.train.corpus import PackedCorpus, load_corpus, pack
 
 CHECKPOINT_DIR = ".train-checkpoint"
 CHECKPOINT_FILE = "state.pt"
@@ -179,7 +180,7 @@ def _previous_curve(folder: Path, previous: TrainingRecord | None) -> list[tuple
         return []
     try:
         data = json.loads((folder / LOSS_JSON).read_text())
-        return [(int(s), float(v)) for s, v in zip(data["step"], data["loss"])]
+        return [(int(s), float(v)) for s, v in zip(data["step"], data["loss"], strict=True)]
     except (OSError, ValueError, KeyError, TypeError):
         return []
 

@@ -246,7 +246,7 @@ def reference_worker(
     model = m32.model
     eos = int(model.config.eos_token_id if model.config.eos_token_id is not None else 0)
     greedy = [_greedy(model, p, new_tokens, eos) for p in prompts]
-    seqs = [p + g for p, g in zip(prompts, greedy)]
+    seqs = [p + g for p, g in zip(prompts, greedy, strict=True)]
     prompt_lens = [len(p) for p in prompts]
     batch = _padded_batch(seqs, eos)
     positions = int(model.config.n_positions)
@@ -402,7 +402,7 @@ def _greedy_compare(got: list[list[int]], ref: dict[str, Any], epsilon: float) -
     for i, tokens in enumerate(got):
         n = ref["prompt_lens"][i]
         want = ref["seqs"][i][n:]
-        for k, (a, b) in enumerate(zip(tokens, want)):
+        for k, (a, b) in enumerate(zip(tokens, want, strict=False)):
             compared += 1
             if a == b:
                 continue
@@ -422,12 +422,12 @@ def run_torch(model, probe_model, ref: dict[str, Any], *, greedy: list[list[int]
     import torch
 
     if greedy is None:
-        greedy = [_greedy(model, s[:n], ref["new_tokens"], ref["eos"]) for s, n in zip(ref["seqs"], ref["prompt_lens"])]
+        greedy = [_greedy(model, s[:n], ref["new_tokens"], ref["eos"]) for s, n in zip(ref["seqs"], ref["prompt_lens"], strict=True)]
     ids, mask, positions = ref["batch"]
     return {
         "greedy": greedy,
         "generated": [_generate(model, s[:n], ref["new_tokens"], ref["eos"])
-                      for s, n in zip(ref["seqs"], ref["prompt_lens"])],
+                      for s, n in zip(ref["seqs"], ref["prompt_lens"], strict=True)],
         "logits": [_forward(model, torch.tensor([s]))[0] for s in ref["seqs"]],
         "batch_logits": _forward(model, ids, mask, positions)[mask.bool()],
         "probe": [_forward(probe_model, torch.tensor([s]))[0] for s in ref["seqs"]],
@@ -440,12 +440,12 @@ def compare_torch(ref: dict[str, Any], out: dict[str, Any]) -> dict[str, Any]:
     epsilon = near_tie_epsilon(ref)
     main, batch, probe = ErrorSum(), ErrorSum(), ErrorSum()
     tops = {"agree": 0, "disagree": 0, "near_ties": 0}
-    for got, r32, r64 in zip(out["logits"], ref["logits32"], ref["logits64"]):
+    for got, r32, r64 in zip(out["logits"], ref["logits32"], ref["logits64"], strict=True):
         main.add(got, r32, r64)
         for key, value in _top1(got.argmax(-1), r32, epsilon).items():
             tops[key] += value
     batch.add(out["batch_logits"], ref["batch32"], ref["batch64"])
-    for got, r32, r64 in zip(out["probe"], ref["probe32"], ref["probe64"]):
+    for got, r32, r64 in zip(out["probe"], ref["probe32"], ref["probe64"], strict=True):
         probe.add(got, r32, r64)
     probe.add(out["long"], ref["long32"], ref["long64"])
     decided = tops["agree"] + tops["disagree"]
@@ -573,6 +573,6 @@ def _vllm_run(llm, ref: dict[str, Any]):
     n = ref["new_tokens"]
     scored = _vllm_score(llm, ref["seqs"])
     greedy = SamplingParams(temperature=0, max_tokens=n, min_tokens=n, logprobs=1, seed=0)
-    prompts = [{"prompt_token_ids": s[:k]} for s, k in zip(ref["seqs"], ref["prompt_lens"])]
+    prompts = [{"prompt_token_ids": s[:k]} for s, k in zip(ref["seqs"], ref["prompt_lens"], strict=True)]
     generated = llm.generate(prompts, greedy, use_tqdm=False)
     return scored, generated
