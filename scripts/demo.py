@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_PULLED = ("tiny-gpt2", "gpt2-25m")
+DEMO_BENCH = ("--backend", "eager,sdpa,compile", "--processes", "3", "--repeats", "5", "--warmup", "1",
+              "--new-tokens", "16")
 
 
 def free_port() -> int:
@@ -53,7 +55,9 @@ def stages(names: list[str], targets: list[str], pulled: list[str]) -> list[Stag
         Stage("build", ("build", *targets)),
         # A model whose verify fails still gets benchmarked, carded and pushed: its card says so.
         *[Stage(f"verify {name}", ("verify", name), check=False, required=False) for name in names],
-        Stage("bench", ("bench", *targets, "--quick")),
+        # A short result, not a smoke run: 3 interleaved processes per cell, so the cards can show it.
+        # vLLM is verified but not benchmarked here (about a minute of engine start per process).
+        Stage("bench", ("bench", *targets, *DEMO_BENCH)),
         Stage("card", ("card", *targets)),
         Stage("report", ("report", *targets)),
         Stage("push", ("push", *targets, "--endpoint", "{endpoint}"), needs_hub=True),
@@ -96,20 +100,29 @@ def read(path: Path) -> dict[str, Any]:
         return {}
 
 
+def _eager_decode(folder: Path) -> str:
+    """This machine's eager decode median with its interval, from the newest result file."""
+    results = sorted((folder / "benchmarks").glob("*.json"), key=lambda p: p.stat().st_mtime)
+    for path in reversed(results):
+        for cell in read(path).get("cells", []):
+            stats = (cell.get("phases") or {}).get("decode") if cell.get("backend") == "eager" else None
+            if stats:
+                return f"{stats['median']:.3f} [{stats['ci95'][0]:.3f}, {stats['ci95'][1]:.3f}]"
+    return "-"
+
+
 def summary(models: list[str], root: Path, commits: dict[str, str]) -> str:
     backends = ("eager", "sdpa", "compile", "vllm")
-    header = ["model", "parameters", *backends, "decode ms/token (eager)", "pushed commit"]
+    header = ["model", "parameters", *backends, "decode ms/token (eager, 95% CI)", "pushed commit"]
     rows = []
     for name in models:
         prov = read(root / name / "provenance.json")
         ver = read(root / name / "verification.json").get("backends", {})
-        cells = read(root / name / "benchmark.json").get("cells", {})
-        decode = ((cells.get("eager") or {}).get("phases") or {}).get("decode")
         rows.append([
             name,
             f"{prov.get('parameters', 0):,}",
             *[(ver.get(b) or {}).get("status", "-") for b in backends],
-            f"{decode['median']:.3f}" if decode else "-",
+            _eager_decode(root / name),
             commits.get(name, "-")[:12],
         ])
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
@@ -187,9 +200,9 @@ def where(root: Path, names: list[str], hub_root: Path, pulled: list[str]) -> st
         "",
         f"Outputs (under {root}):",
         "  model cards          NAME/README.md (rendered from the measurements beside them)",
-        "  measurements (JSON)  NAME/verification.json, NAME/benchmark.json, NAME/measurements.json",
+        "  measurements (JSON)  NAME/verification.json, NAME/benchmarks/<machine>.json, NAME/measurements.json",
         "  family report        report/report.md, report/report.json",
-        "  plots                report/decode_vs_layers.png, report/decode_vs_params.png",
+        "  plots                report/decode_vs_layers-<machine>.png, report/decode_vs_params-<machine>.png",
     ]
     if pulled:
         lines.append("  pulled-back checks   pulled/Crusadersk--NAME/verification.json")
@@ -197,7 +210,7 @@ def where(root: Path, names: list[str], hub_root: Path, pulled: list[str]) -> st
         f"  staging hub data     {hub_root}",
         "",
         f"Open first: {root / 'report' / 'report.md'} (the family table), then the card of one model,",
-        f"            {root / first / 'README.md'}, and the plot {root / 'report' / 'decode_vs_layers.png'}.",
+        f"            {root / first / 'README.md'}, and the decode-vs-depth plot in {root / 'report'}.",
         "make clean removes all of it and hubtool's compile cache.",
     ]
     return "\n".join(lines)

@@ -39,33 +39,38 @@ def test_demo_pipeline_on_tiny_gpt2(tmp_path: Path) -> None:
     folder = out / "tiny-gpt2"
     verification = json.loads((folder / "verification.json").read_text())
     statuses = {b: c["status"] for b, c in verification["backends"].items()}
-    vllm_expected = "unsupported" if vllm_backend.available() else "unavailable"
+    vllm_expected = "unsupported" if vllm_backend.available() is None else "unavailable"
     assert statuses == {"eager": "passed", "sdpa": "passed", "compile": "passed", "vllm": vllm_expected}
 
-    bench = json.loads((folder / "benchmark.json").read_text())
-    assert {b: c["status"] for b, c in bench["cells"].items()} == {"eager": "ok", "sdpa": "ok", "compile": "ok"}
-    decode = bench["cells"]["eager"]["phases"]["decode"]
+    (result,) = list((folder / "benchmarks").glob("*.json"))
+    bench = json.loads(result.read_text())
+    assert bench["quality"] == "result" and bench["settings"]["processes"] == 3
+    assert {c["backend"]: c["status"] for c in bench["cells"]} == {"eager": "ok", "sdpa": "ok", "compile": "ok"}
+    decode = next(c for c in bench["cells"] if c["backend"] == "eager")["phases"]["decode"]
     assert decode["median"] > 0 and decode["ci95"][0] <= decode["median"] <= decode["ci95"][1]
 
     card = (folder / "README.md").read_text()
     assert "| Parameters | 102,714 (102.7K) |" in card
     assert "| vLLM | No |" in card or "| vLLM | Not tested |" in card
-    assert "| transformers (eager attention) | " in card.split("## Latency")[1]
+    assert "| transformers (eager attention) | 1 | " in card.split("## Latency")[1]
     measurements = json.loads((folder / "measurements.json").read_text())
     assert measurements["facts"]["parameters"] == 102_714
 
     report = json.loads((out / "report" / "report.json").read_text())
     assert "tiny-gpt2" in json.dumps(report)
-    for png in ("decode_vs_layers.png", "decode_vs_params.png"):
-        assert (out / "report" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for png in ("decode_vs_layers", "decode_vs_params"):
+        (plot,) = list((out / "report").glob(f"{png}-*.png"))
+        assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     pulled = json.loads((out / "pulled" / "Crusadersk--tiny-gpt2" / "verification.json").read_text())
-    assert pulled["status"] == "passed" and pulled["repo_id"] == "Crusadersk/tiny-gpt2"
-    assert pulled["card_audit"]["status"] == "passed" and pulled["card_audit"]["checked"] >= 10
-    assert {c["name"]: c["status"] for c in pulled["weights"]["checks"]}["bit-identical to build"] == "passed"
+    assert pulled["status"] == "passed" and pulled["source"]["repo_id"] == "Crusadersk/tiny-gpt2"
+    assert pulled["source"]["hub_reached"] is True
+    assert pulled["card_audit"]["status"] == "passed" and pulled["card_audit"]["recheck"]["rerendered"] is True
+    assert {c["name"]: c["status"] for c in pulled["checks"]}["bit-identical to build"] == "passed"
 
     row = [line for line in done.stdout.splitlines() if line.startswith("tiny-gpt2 ")][-1]  # the summary
     commit = re.search(r"/commit/([0-9a-f]{40})", log).group(1)
+    interval = f"{decode['median']:.3f} [{decode['ci95'][0]:.3f}, {decode['ci95'][1]:.3f}]"
     assert row.split() == ["tiny-gpt2", "102,714", "passed", "passed", "passed", vllm_expected,
-                           f"{decode['median']:.3f}", commit[:12]]
-    assert pulled["revision"] == commit
+                           *interval.split(), commit[:12]]
+    assert pulled["source"]["commit"] == commit
