@@ -88,7 +88,7 @@ def test_report_contract(family):
         assert cell.e2e_check.predicted_ms > 0 and cell.e2e_check.margin == 0.25
         assert "logits_to_keep=1" in cell.method or backend == "vllm"
     assert "compile" in report.cell("compile").compile["inductor_cache_dir"]
-    assert "[9/9] round 3/3" in result.output
+    assert "process 3/3 [9/9] done in" in result.output  # progress: one stage per worker process
 
 
 def test_bench_reuses_the_kernels_verify_compiled(family, verify_cache):

@@ -28,8 +28,9 @@ def method(declaration: dict[str, Any], *, device: str, prompt_len: int, new_tok
     if declaration["engine"] == "vllm":
         body = ("prefill: a request for one token (LLM engine stepped to completion). decode: the engine stepped "
                 f"for {new_tokens + 1} tokens, each step that produced tokens stamped; a sample is the mean "
-                "interval of one pass. e2e: the whole request; time to first token and inter-token latency are "
-                "the step stamps inside it.")
+                "interval of one pass. e2e: the whole batch's request, the quantity `vllm bench latency` reports "
+                "(it averages whole generate calls); time to first token and inter-token latency are the step "
+                "stamps inside it.")
     else:
         cache = "StaticCache" if declaration.get("static_cache") else "DynamicCache"
         body = (f"prefill: one forward over the prompt into a fresh {cache} with last-position logits only "

@@ -78,6 +78,37 @@ def collect(specs: list[ModelSpec], *, root: Path) -> tuple[list[dict[str, Any]]
     return rows, runs, missing
 
 
+RHO_DRAWS = 2000
+
+
+def rho_interval(x: list[float], rows: list[dict[str, Any]], *, seed: int = 0) -> list[float] | None:
+    """95% range of Spearman's rho when each model's decode median moves within its own interval.
+
+    Each draw takes every median from a normal distribution matching its 95% interval (sigma =
+    width / 3.92) and ranks again: an interval that spans 0 says the measurement noise alone
+    could reverse the correlation. (The permutation p-value answers a different question: how
+    often any ordering of n models correlates this strongly.)
+    """
+    import numpy as np
+
+    from hubtool.report.design import spearman
+
+    if len(rows) < 3:
+        return None
+    rng = np.random.default_rng(seed)
+    medians = np.array([r["decode"]["median"] for r in rows])
+    sigma = np.array([(r["decode"]["ci95"][1] - r["decode"]["ci95"][0]) / 3.92 for r in rows])
+    draws = []
+    for _ in range(RHO_DRAWS):
+        value = spearman(x, list(rng.normal(medians, sigma)))
+        if value is not None:
+            draws.append(value)
+    if not draws:
+        return None
+    lo, hi = np.quantile(draws, [0.025, 0.975])
+    return [float(lo), float(hi)]
+
+
 def correlations(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per machine, backend and batch: Spearman of decode latency with depth and with parameters."""
     out = []
@@ -85,11 +116,12 @@ def correlations(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for machine, backend, batch in keys:
         ok = [r for r in rows if (r["machine"], r["backend"], r["batch_size"]) == (machine, backend, batch) and r["decode"]]
         medians = [r["decode"]["median"] for r in ok]
-        out.append({
-            "machine": machine, "backend": backend, "batch_size": batch, "models": [r["model"] for r in ok],
-            "n_layer": spearman_test([r["n_layer"] for r in ok], medians),
-            "parameters": spearman_test([r["parameters"] for r in ok], medians),
-        })
+        entry: dict[str, Any] = {"machine": machine, "backend": backend, "batch_size": batch,
+                                 "models": [r["model"] for r in ok]}
+        for key in ("n_layer", "parameters"):
+            x = [r[key] for r in ok]
+            entry[key] = {**spearman_test(x, medians), "interval": rho_interval(x, ok)}
+        out.append(entry)
     return out
 
 
@@ -139,7 +171,8 @@ def _fmt(stats: dict[str, Any] | None) -> str:
 def _rho(test: dict[str, Any]) -> str:
     if test["rho"] is None:
         return "-"
-    return f"{test['rho']:+.2f} (n {test['n']}, p {test['p_value']:.2f})"
+    interval = f", [{test['interval'][0]:+.2f}, {test['interval'][1]:+.2f}]" if test.get("interval") else ""
+    return f"{test['rho']:+.2f} (n {test['n']}, p {test['p_value']:.2f}{interval})"
 
 
 def render_markdown(data: dict[str, Any]) -> str:
@@ -166,7 +199,8 @@ def render_markdown(data: dict[str, Any]) -> str:
             lines.append(f"| {r['model']} | {r['parameters']:,} | {r['n_layer']} | {r['n_embd']} | {r['backend']} | "
                          f"{r['batch_size']} | {r['status']} | {_fmt(r['prefill'])} | {_fmt(r['decode'])} | "
                          f"{_fmt(r['e2e'])} | {limit} |")
-        lines += ["", "Spearman's rho of decode latency (permutation p-value):", "",
+        lines += ["", "Spearman's rho of decode latency (n, permutation p-value, and the 95% range of rho when "
+                  "each median moves within its own interval):", "",
                   "| backend | batch | models | with n_layer | with parameters |", "|---|---:|---:|---|---|"]
         for c in (c for c in data["spearman"] if c["machine"] == machine):
             lines.append(f"| {c['backend']} | {c['batch_size']} | {len(c['models'])} | {_rho(c['n_layer'])} | "
