@@ -21,7 +21,6 @@ from hubtool.errors import ArtifactError, HubError, display_path
 from hubtool.files import CARD_FILE, MEASUREMENT_FILES
 from hubtool.hub.client import DEFAULT_ENDPOINT, describe_error, hub_exceptions, make_api, resolve_endpoint
 from hubtool.hub.pull import REPO_REF_RE
-from hubtool.hub.store import git_blob_oid
 
 _TEMP_SUFFIXES = ("~", ".tmp", ".temp", ".part", ".partial", ".swp", ".lock", ".incomplete")
 
@@ -100,7 +99,9 @@ def _same(local_op: Any, local_path: Path, remote: Any) -> bool:
         return False
     if remote.lfs is not None:
         return remote.lfs.sha256 == local_op.upload_info.sha256.hex()
-    return remote.blob_id == git_blob_oid(local_path.read_bytes())
+    from huggingface_hub.utils.sha import git_hash
+
+    return remote.blob_id == git_hash(local_path.read_bytes())
 
 
 def plan_changes(folder: Path, files: list[Path], operations: dict[str, Any], remote: dict[str, Any]) -> list[FileChange]:
