@@ -159,8 +159,8 @@ async def change_status(request: Request) -> Response:
     if not user.owns(repo_id.split("/")[0]) and (await in_thread(store.pull, repo_id, number))["author"] != user.name:
         raise StoreError(403, "only the author or a writer of the repo may change this pull request")
     body = await read_json_object(request)
-    await in_thread(store.set_pull_status, repo_id, number, body.get("status"), author=user.name)
-    return json_response({})
+    event = await in_thread(store.set_pull_status, repo_id, number, body.get("status"), author=user.name)
+    return json_response({"newStatus": event})
 
 
 ROUTES = [

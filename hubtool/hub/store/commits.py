@@ -136,7 +136,8 @@ class Store(RepoStore):
             self._save_refs(repo_id, refs)  # the commit becomes visible here
             return commit["id"], number
 
-    def set_pull_status(self, repo_id: str, number: int, status: str, *, author: str | None) -> None:
+    def set_pull_status(self, repo_id: str, number: int, status: str, *, author: str | None) -> dict[str, Any]:
+        """Close or reopen; returns the status-change event."""
         if status not in ("open", "closed"):
             raise StoreError(400, f"status must be 'open' or 'closed', not {status!r}")
         with self._lock:
@@ -144,11 +145,13 @@ class Store(RepoStore):
             pull = self._pull(refs, number)
             if pull["status"] == "merged":
                 raise StoreError(403, f"pull request #{number} is merged")
+            event = _event("status-change", author, {"status": status})
             if pull["status"] != status:
                 pull["status"] = status
-                pull["events"].append(_event("status-change", author, {"status": status}))
+                pull["events"].append(event)
                 refs["pulls"][str(number)] = {k: v for k, v in pull.items() if k != "head"}
                 self._save_refs(repo_id, refs)
+            return event
 
     def _merge_base(self, repo_id: str, ours: str, theirs: str) -> str:
         """The newest commit of ``theirs``'s first-parent line that ``ours`` also has."""
