@@ -38,12 +38,13 @@ def counts(result) -> str:
 @click.option("--private", is_flag=True, help="Create the repo private (when it does not exist yet).")
 @click.option("--revision", help="Branch to push to; created from main when missing.")
 @click.option("--create-pr", is_flag=True, help="Open a pull request against main instead of committing to it.")
+@click.option("--tag", help="Tag the pushed commit (when nothing changed: the branch's current head).")
 @click.option("--commit-message", help="Commit message (default names the hubtool version and spec hash).")
 @click.option("--dry-run", is_flag=True, help="Show what would be added/updated/left; change nothing.")
 @click.option("--force", is_flag=True, help="Push even without a model card newer than the measurements.")
 @out_option
 def push_cmd(names: tuple[str, ...], all_: bool, repo_id: str | None, namespace: str | None,
-             endpoint: str | None, private: bool, revision: str | None, create_pr: bool,
+             endpoint: str | None, private: bool, revision: str | None, create_pr: bool, tag: str | None,
              commit_message: str | None, dry_run: bool, force: bool, out: Path | None) -> None:
     """Push built model folders to the Hub, one commit per model.
 
@@ -58,6 +59,7 @@ def push_cmd(names: tuple[str, ...], all_: bool, repo_id: str | None, namespace:
       hubtool push gpt2-50m --dry-run
       hubtool push --all
       hubtool push tiny-gpt2 --endpoint http://127.0.0.1:8000 --revision staging
+      hubtool push gpt2-50m --tag v1.0
     """
     from hubtool.hub.push import push_model
 
@@ -68,7 +70,7 @@ def push_cmd(names: tuple[str, ...], all_: bool, repo_id: str | None, namespace:
         target = repo_id or (f"{namespace}/{spec.name}" if namespace else family_for(spec).repo_id(spec.name))
         result = push_model(
             model_dir(spec.name, out), repo_id=target, endpoint=endpoint, private=private, revision=revision,
-            create_pr=create_pr, commit_message=commit_message, dry_run=dry_run, force=force,
+            create_pr=create_pr, commit_message=commit_message, dry_run=dry_run, force=force, tag=tag,
         )
         where = f"{result.repo_id}@{result.revision}"
         click.echo(f"{spec.name} -> {where} at {result.endpoint}{' (dry run)' if dry_run else ''}")
@@ -87,3 +89,5 @@ def push_cmd(names: tuple[str, ...], all_: bool, repo_id: str | None, namespace:
             click.echo(f"  commit: {result.commit_url}")
             if result.pr_url:
                 click.echo(f"  pull request: {result.pr_url}")
+        if result.tag:
+            click.echo(f"  tag: {result.tag} -> {result.commit_oid}")

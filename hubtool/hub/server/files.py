@@ -130,7 +130,7 @@ async def preupload(request: Request) -> Response:
         for item in items:
             path = check_path(item.get("path"))
             size = int(item.get("size", 0))
-            sample = base64.b64decode(item.get("sample") or "")
+            sample = base64.b64decode(item.get("sample") or "", validate=True)
             entry = existing.get(path)
             out.append({"path": path, "uploadMode": "lfs" if wants_lfs(path, size, sample) else "regular",
                         "shouldIgnore": False, "oid": entry.remote_oid if entry else None})

@@ -9,6 +9,7 @@ revision is always a commit id, so no branch or tag may look like one, and ref n
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import Any
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
@@ -16,7 +17,12 @@ SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
 PR_REF_RE = re.compile(r"^refs/pr/([1-9][0-9]{0,8})$")
 MAX_REF_BYTES = 255
-_REF_FORBIDDEN = set(" ~^:?*[\\") | {chr(c) for c in range(32)} | {"\x7f"}
+_REF_FORBIDDEN = set(" ~^:?*[\\")
+
+
+def has_control(text: str) -> bool:
+    """Control characters (C0, DEL, C1) and line/paragraph separators: never in a name."""
+    return any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in text)
 
 
 class StoreError(Exception):
@@ -50,7 +56,7 @@ def check_path(path: Any) -> str:
     """A repo-relative file path; refuses absolute paths, '..', empty parts and control characters."""
     if not isinstance(path, str) or not path or path.startswith("/") or "\\" in path:
         raise StoreError(400, f"invalid file path {path!r}")
-    if any(ord(c) < 32 or ord(c) == 127 for c in path) or len(path.encode()) > 1024:
+    if has_control(path) or len(path.encode()) > 1024:
         raise StoreError(400, f"invalid file path {path!r}")
     if any(part in ("", ".", "..") for part in path.split("/")) or path.split("/")[0] == ".git":
         raise StoreError(400, f"invalid file path {path!r}")
@@ -68,7 +74,7 @@ def ref_name_problem(name: Any) -> str | None:
         return "a 40-hex name is a commit id"
     if name.startswith("refs/") or name == "HEAD" or name == "@":
         return "that name is reserved"
-    if set(name) & _REF_FORBIDDEN:
+    if set(name) & _REF_FORBIDDEN or has_control(name):
         return "it contains a space, a control character or one of ~^:?*[\\"
     if ".." in name or "@{" in name or "//" in name:
         return "it contains '..', '@{' or '//'"
