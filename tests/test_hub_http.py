@@ -214,3 +214,20 @@ def test_a_silent_connection_is_closed(tmp_path, monkeypatch):
             assert time.monotonic() - started < 5
     finally:
         running.stop()
+
+
+def test_small_answers_on_a_kept_alive_connection_are_not_delayed(repo_hub):
+    """TCP_NODELAY on every accepted connection: without it, Nagle and delayed ACKs add
+    about 40 ms to each small answer after the first."""
+    host, port = repo_hub.url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    took = []
+    for _ in range(30):
+        started = time.perf_counter()
+        conn.request("GET", "/api/models/org/m")
+        conn.getresponse().read()
+        took.append(time.perf_counter() - started)
+    server_side = [c.transport.get_extra_info("socket") for c in repo_hub.hub.server.server_state.connections]
+    assert server_side and all(s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) for s in server_side)
+    conn.close()
+    assert sorted(took)[len(took) // 2] < 0.02

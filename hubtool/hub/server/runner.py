@@ -98,7 +98,9 @@ def _stderr(line: str) -> None:
 def _bind(host: str, port: int) -> socket.socket:
     try:
         family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
-        sock = socket.socket(family, socket.SOCK_STREAM)
+        # proto must say TCP: asyncio sets TCP_NODELAY only on sockets that do (else Nagle
+        # and delayed ACKs add ~40 ms to every small answer on a kept-alive connection)
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     except OSError as exc:
         raise HubError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     try:
