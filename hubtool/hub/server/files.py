@@ -52,7 +52,7 @@ def folder_json(path: str, files: dict[str, FileEntry]) -> dict[str, Any]:
     return {"type": "directory", "oid": hashlib.sha1("\n".join(inside).encode()).hexdigest(), "size": 0, "path": path}
 
 
-def snapshot(store: Store, repo_id: str, revision: str | None) -> tuple[str, dict[str, FileEntry], set[str]]:
+def snapshot(store: Store, *, repo_id: str, revision: str | None) -> tuple[str, dict[str, FileEntry], set[str]]:
     """(commit id, files, folders) of a revision."""
     commit_id = store.resolve(repo_id, revision)
     files = store.files(repo_id, commit_id)
@@ -69,7 +69,7 @@ async def tree(request: Request) -> Response:
     recursive = query_flag(request, "recursive")
 
     def listing() -> tuple[str, list[dict[str, Any]]]:
-        commit_id, files, folders = snapshot(hub(request).store, repo_id, revision)
+        commit_id, files, folders = snapshot(hub(request).store, repo_id=repo_id, revision=revision)
         if path and path not in folders:
             raise StoreError(404, f"Entry not found: {path}", "EntryNotFound")
         prefix = f"{path}/" if path else ""
@@ -97,7 +97,7 @@ async def paths_info(request: Request) -> Response:
         paths = [paths]
 
     def lookup() -> list[dict[str, Any]]:
-        _, files, folders = snapshot(hub(request).store, repo_id, revision)
+        _, files, folders = snapshot(hub(request).store, repo_id=repo_id, revision=revision)
         out = []
         for path in paths:
             path = str(path).strip("/")
@@ -144,14 +144,15 @@ async def resolve(request: Request) -> Response:
     repo_id = repo_id_of(request)
     await visible_repo(request, repo_id)
     revision, path = take_revision(request.path_params["rest"])
-    commit_id, files, _ = await in_thread(snapshot, hub(request).store, repo_id, revision)
+    commit_id, files, _ = await in_thread(snapshot, hub(request).store, repo_id=repo_id, revision=revision)
     entry = files.get(path)
     if entry is None:
         return error_response(404, f"Entry not found: {path}", "EntryNotFound", headers={"X-Repo-Commit": commit_id})
     headers = {"X-Repo-Commit": commit_id, "ETag": f'"{entry.remote_oid}"'}
     if entry.lfs:
         headers.update({"X-Linked-Etag": f'"{entry.sha256}"', "X-Linked-Size": str(entry.size)})
-    return await blob_response(request, hub(request).store.blob_path(entry.sha256), entry.size, headers)
+    return await blob_response(request, blob=hub(request).store.blob_path(entry.sha256), size=entry.size,
+                               headers=headers)
 
 
 def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
@@ -174,7 +175,7 @@ def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
     return start, end
 
 
-async def blob_response(request: Request, blob: Path, size: int, headers: dict[str, str]) -> Response:
+async def blob_response(request: Request, *, blob: Path, size: int, headers: dict[str, str]) -> Response:
     try:
         wanted = byte_range(request.headers.get("range"), size)
     except StoreError as exc:

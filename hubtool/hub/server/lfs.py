@@ -37,7 +37,7 @@ LFS_URL_TTL = 3600
 _WRITE_EVERY = 1 << 20
 
 
-def signature(secret: bytes, repo_id: str, oid: str, size: int, expires: int) -> str:
+def signature(secret: bytes, *, repo_id: str, oid: str, size: int, expires: int) -> str:
     return hmac.new(secret, f"{repo_id}\n{oid}\n{size}\n{expires}".encode(), "sha256").hexdigest()
 
 
@@ -59,7 +59,8 @@ async def batch(request: Request) -> Response:
     base = f"{base_url(request)}/{quote(repo_id)}.git/info/lfs/objects"
 
     def answer(obj: Any) -> dict[str, Any]:
-        oid, size = str(obj.get("oid", "")).lower() if isinstance(obj, dict) else "", obj.get("size") if isinstance(obj, dict) else None
+        obj = obj if isinstance(obj, dict) else {}
+        oid, size = str(obj.get("oid", "")).lower(), obj.get("size")
         if not SHA256_RE.match(oid) or not isinstance(size, int) or isinstance(size, bool) or size < 0:
             return {"oid": oid, "size": size if isinstance(size, int) else 0,
                     "error": {"code": 422, "message": "oid must be a sha256 and size an integer"}}
@@ -69,7 +70,7 @@ async def batch(request: Request) -> Response:
             if size > state.limits.lfs_bytes:
                 entry["error"] = {"code": 422, "message": f"objects are limited to {state.limits.lfs_bytes:,} bytes"}
                 return entry
-            sig = signature(state.secret, repo_id, oid, size, expires)
+            sig = signature(state.secret, repo_id=repo_id, oid=oid, size=size, expires=expires)
             href = f"{base}/{oid}?size={size}&expires={expires}&signature={sig}"
             entry["actions"] = {"upload": {"href": href, "header": {}, "expires_in": LFS_URL_TTL}}
         elif operation == "download":
@@ -94,8 +95,8 @@ async def upload(request: Request) -> Response:
         size, expires = int(query["size"]), int(query["expires"])
     except (KeyError, ValueError):
         raise StoreError(403, "upload URL is not signed (ask the batch endpoint for one)") from None
-    if not hmac.compare_digest(signature(state.secret, repo_id, oid, size, expires), query.get("signature", "")) \
-            or expires < time.time():
+    expected = signature(state.secret, repo_id=repo_id, oid=oid, size=size, expires=expires)
+    if not hmac.compare_digest(expected, query.get("signature", "")) or expires < time.time():
         raise StoreError(403, "upload URL signature is invalid or expired")
     if not SHA256_RE.match(oid):
         raise StoreError(400, "LFS oid must be a sha256")
@@ -137,7 +138,7 @@ async def download(request: Request) -> Response:
     if not await in_thread(store.repo_has_object, repo_id, oid):
         raise StoreError(404, f"LFS object {oid} not found", "EntryNotFound")
     size = (await in_thread(store.blob_path(oid).stat)).st_size
-    return await blob_response(request, store.blob_path(oid), size, {"ETag": f'"{oid}"'})
+    return await blob_response(request, blob=store.blob_path(oid), size=size, headers={"ETag": f'"{oid}"'})
 
 
 ROUTES = [

@@ -132,7 +132,7 @@ async def discussion_details(request: Request) -> Response:
         pull = store.pull(repo_id, number)
         return {**discussion_json(repo_id, pull), "events": pull["events"],
                 "changes": {"base": f"refs/heads/{pull['base']}", "mergeCommitId": pull["mergeCommitId"]},
-                "filesWithConflicts": conflicting_files(store, repo_id, pull), "diff": ""}
+                "filesWithConflicts": conflicting_files(store, repo_id=repo_id, pull=pull), "diff": ""}
 
     return json_response(await in_thread(details))
 

@@ -41,7 +41,7 @@ def _check_type(body: dict[str, Any]) -> None:
         raise StoreError(400, "this staging hub only stores model repos")
 
 
-def info_json(store: Store, repo_id: str, meta: dict[str, Any], revision: str | None, *, blobs: bool) -> dict[str, Any]:
+def info_json(store: Store, *, repo_id: str, meta: dict[str, Any], revision: str | None, blobs: bool) -> dict[str, Any]:
     """What ``GET /api/models/{repo}`` answers (huggingface_hub's ModelInfo)."""
     commit_id = store.resolve(repo_id, revision)
     commit = store.commit(repo_id, commit_id)
@@ -89,10 +89,10 @@ async def create_repo(request: Request) -> Response:
 
 @endpoint
 async def delete_repo(request: Request) -> Response:
-    require_user(request)
+    user = require_user(request)
     body = await read_json_object(request)
     _check_type(body)
-    name, org = body.get("name"), body.get("organization") or require_user(request).name
+    name, org = body.get("name"), body.get("organization") or user.name
     repo_id = f"{org}/{name}"
     check_repo_id(repo_id)
     await writable_repo(request, repo_id)
@@ -141,7 +141,8 @@ async def repo_info(request: Request) -> Response:
     meta = await visible_repo(request, repo_id)
     rest = request.path_params.get("rest")
     revision = take_revision(rest)[0] if rest else None
-    data = await in_thread(info_json, hub(request).store, repo_id, meta, revision, blobs=query_flag(request, "blobs"))
+    data = await in_thread(info_json, hub(request).store, repo_id=repo_id, meta=meta, revision=revision,
+                           blobs=query_flag(request, "blobs"))
     return json_response(data)
 
 
@@ -161,7 +162,7 @@ async def list_models(request: Request) -> Response:
             if author and repo_id.split("/")[0] != author or search and search not in repo_id.lower():
                 continue
             if Access.can_read(user, repo_id, meta):
-                info = info_json(store, repo_id, meta, None, blobs=False)
+                info = info_json(store, repo_id=repo_id, meta=meta, revision=None, blobs=False)
                 out.append({k: v for k, v in info.items() if k not in ("siblings", "usedStorage")})
             if len(out) >= limit:
                 break

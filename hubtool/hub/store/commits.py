@@ -172,7 +172,8 @@ class Store(RepoStore):
             ours_id, theirs_id = refs["branches"][base_branch], pull["head"]
             ancestor_id = pull["baseCommit"] or self._merge_base(repo_id, ours_id, theirs_id)
             merged, conflicts = merge_files(self.commit(repo_id, ancestor_id)["files"],
-                                            self.commit(repo_id, ours_id)["files"], self.commit(repo_id, theirs_id)["files"])
+                                            ours=self.commit(repo_id, ours_id)["files"],
+                                            theirs=self.commit(repo_id, theirs_id)["files"])
             if conflicts:
                 raise StoreError(409, f"pull request #{number} conflicts with {base_branch!r} in: "
                                       f"{', '.join(conflicts[:10])}")
@@ -187,7 +188,7 @@ class Store(RepoStore):
             return commit["id"]
 
 
-def merge_files(ancestor: dict, ours: dict, theirs: dict) -> tuple[dict, list[str]]:
+def merge_files(ancestor: dict, *, ours: dict, theirs: dict) -> tuple[dict, list[str]]:
     """Three-way merge by file: (merged snapshot, paths changed differently on both sides)."""
     merged, conflicts = {}, []
     for path in sorted(set(ancestor) | set(ours) | set(theirs)):
@@ -204,11 +205,11 @@ def merge_files(ancestor: dict, ours: dict, theirs: dict) -> tuple[dict, list[st
     return merged, conflicts
 
 
-def conflicting_files(store: Store, repo_id: str, pull: dict[str, Any]) -> list[str]:
+def conflicting_files(store: Store, *, repo_id: str, pull: dict[str, Any]) -> list[str]:
     """Files a merge of ``pull`` would conflict on now (empty when it merges cleanly)."""
     refs = store.refs(repo_id)
     if pull["status"] != "open" or pull["base"] not in refs["branches"] or not pull["baseCommit"]:
         return []
     return merge_files(store.commit(repo_id, pull["baseCommit"])["files"],
-                       store.commit(repo_id, refs["branches"][pull["base"]])["files"],
-                       store.commit(repo_id, pull["head"])["files"])[1]
+                       ours=store.commit(repo_id, refs["branches"][pull["base"]])["files"],
+                       theirs=store.commit(repo_id, pull["head"])["files"])[1]
