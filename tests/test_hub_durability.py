@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import os
 import random
 import signal
 import subprocess
@@ -124,3 +125,46 @@ def test_kill_9_during_commits_keeps_every_acknowledged_commit(tmp_path, delay):
         assert api.model_info("org/busy").sha == more.oid
     finally:
         kill(proc)
+
+
+OLD_SERVER = "c0962e6"  # the last revision with the http.server staging hub
+
+
+@pytest.mark.skipif(subprocess.run(["git", "-C", str(REPO_ROOT), "cat-file", "-e", f"{OLD_SERVER}^{{commit}}"],
+                                   capture_output=True).returncode != 0, reason=f"{OLD_SERVER} is not in this clone")
+def test_a_root_written_by_the_previous_server_is_served(tmp_path):
+    old_code = tmp_path / "old-code"
+    old_code.mkdir()
+    archive = subprocess.run(["git", "-C", str(REPO_ROOT), "archive", OLD_SERVER, "hubtool"], capture_output=True,
+                             check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(old_code)], input=archive, check=True)
+    root = tmp_path / "root"
+    old = subprocess.Popen([sys.executable, "-m", "hubtool", "hub", "serve", "--root", str(root), "--port", "0"],
+                           env={**os.environ, "PYTHONPATH": str(old_code)}, cwd=tmp_path, stderr=subprocess.PIPE,
+                           stdout=subprocess.DEVNULL, text=True)
+    try:
+        url = old.stderr.readline().split()[3]
+        api = make_api(url)
+        api.create_repo("org/old")
+        first = api.create_commit("org/old", [CommitOperationAdd("a.txt", b"old\n")], commit_message="old commit")
+        api.create_branch("org/old", branch="dev")
+        pr = api.create_commit("org/old", [CommitOperationAdd("b.txt", b"proposed\n")], commit_message="Old PR",
+                               create_pr=True)
+    finally:
+        old.terminate()
+        old.wait(timeout=30)
+
+    new = StagingHub(root, log=lambda line: None).start()
+    try:
+        api = make_api(new.url)
+        assert api.model_info("org/old").sha == first.oid
+        refs = api.list_repo_refs("org/old", include_pull_requests=True)
+        assert {b.name for b in refs.branches} == {"main", "dev"} and refs.tags == []
+        assert [(p.ref, p.target_commit) for p in refs.pull_requests] == [("refs/pr/1", pr.oid)]
+        assert [(d.num, d.status) for d in api.get_repo_discussions("org/old")] == [(1, "open")]
+        api.merge_pull_request("org/old", 1)
+        assert sorted(api.list_repo_files("org/old")) == ["a.txt", "b.txt"]
+        api.create_tag("org/old", tag="v1", revision=first.oid)
+        assert api.model_info("org/old", revision="v1").sha == first.oid
+    finally:
+        new.stop()
