@@ -21,6 +21,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from hubtool.hub.server.web import (
+    check_visible,
     endpoint,
     error_response,
     hub,
@@ -32,6 +33,7 @@ from hubtool.hub.server.web import (
     repo_id_of,
     require_user,
     take_revision,
+    user_of,
     visible_repo,
 )
 from hubtool.hub.store import FileEntry, Store, StoreError, check_path, lfs_pointer, wants_lfs
@@ -142,17 +144,28 @@ async def preupload(request: Request) -> Response:
 @endpoint
 async def resolve(request: Request) -> Response:
     repo_id = repo_id_of(request)
-    await visible_repo(request, repo_id)
     revision, path = take_revision(request.path_params["rest"])
-    commit_id, files, _ = await in_thread(snapshot, hub(request).store, repo_id=repo_id, revision=revision)
-    entry = files.get(path)
+    store, user = hub(request).store, user_of(request)
+    whole = request.method == "GET" and "range" not in request.headers
+
+    def lookup() -> tuple[str, FileEntry | None, bytes | None]:
+        """One trip to a worker thread: may the asker see it, which file, and (small ones) its bytes."""
+        check_visible(store, user, repo_id)
+        commit_id, files, _ = snapshot(store, repo_id=repo_id, revision=revision)
+        entry = files.get(path)
+        small = entry is not None and whole and entry.size <= _IN_ONE_PIECE
+        return commit_id, entry, _read(store.blob_path(entry.sha256), 0, entry.size) if small else None
+
+    commit_id, entry, data = await in_thread(lookup)
     if entry is None:
         return error_response(404, f"Entry not found: {path}", "EntryNotFound", headers={"X-Repo-Commit": commit_id})
     headers = {"X-Repo-Commit": commit_id, "ETag": f'"{entry.remote_oid}"'}
     if entry.lfs:
         headers.update({"X-Linked-Etag": f'"{entry.sha256}"', "X-Linked-Size": str(entry.size)})
-    return await blob_response(request, blob=hub(request).store.blob_path(entry.sha256), size=entry.size,
-                               headers=headers)
+    if data is not None:
+        headers.update({"Content-Length": str(entry.size), "Accept-Ranges": "bytes"})
+        return Response(data, headers=headers, media_type="application/octet-stream")
+    return await blob_response(request, blob=store.blob_path(entry.sha256), size=entry.size, headers=headers)
 
 
 def byte_range(header: str | None, size: int) -> tuple[int, int] | None:

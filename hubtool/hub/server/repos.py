@@ -16,6 +16,7 @@ from starlette.routing import Route
 
 from hubtool.hub.server.access import Access
 from hubtool.hub.server.web import (
+    check_visible,
     base_url,
     endpoint,
     hub,
@@ -138,12 +139,15 @@ async def update_settings(request: Request) -> Response:
 @endpoint
 async def repo_info(request: Request) -> Response:
     repo_id = repo_id_of(request)
-    meta = await visible_repo(request, repo_id)
     rest = request.path_params.get("rest")
     revision = take_revision(rest)[0] if rest else None
-    data = await in_thread(info_json, hub(request).store, repo_id=repo_id, meta=meta, revision=revision,
-                           blobs=query_flag(request, "blobs"))
-    return json_response(data)
+    store, user, blobs = hub(request).store, user_of(request), query_flag(request, "blobs")
+
+    def answer() -> dict[str, Any]:
+        meta = check_visible(store, user, repo_id)
+        return info_json(store, repo_id=repo_id, meta=meta, revision=revision, blobs=blobs)
+
+    return json_response(await in_thread(answer))
 
 
 @endpoint

@@ -171,13 +171,16 @@ def require_namespace(user: User, namespace: str) -> None:
         raise StoreError(403, f"You don't have the rights to write under the namespace {namespace!r}")
 
 
-async def visible_repo(request: Request, repo_id: str) -> dict[str, Any]:
-    """The repo's metadata, or RepoNotFound when it does not exist or the asker may not see it."""
-    user = user_of(request)
-    meta = await run_in_threadpool(hub(request).store.repo_meta, repo_id)
+def check_visible(store: Store, user: User | None, repo_id: str) -> dict[str, Any]:
+    """The repo's metadata, or RepoNotFound when it does not exist or ``user`` may not see it."""
+    meta = store.repo_meta(repo_id)
     if meta is None or not Access.can_read(user, repo_id, meta):
         raise StoreError(404, f"Repository not found: {repo_id}", "RepoNotFound")
     return meta
+
+
+async def visible_repo(request: Request, repo_id: str) -> dict[str, Any]:
+    return await run_in_threadpool(check_visible, hub(request).store, user_of(request), repo_id)
 
 
 async def writable_repo(request: Request, repo_id: str) -> tuple[dict[str, Any], User]:

@@ -100,7 +100,7 @@ class Store(RepoStore):
             if kind == "add" and not self.has_blob(value.sha256, value.size):
                 raise StoreError(422, f"LFS object {value.sha256} for '{value.path}' was not uploaded")
         with self._lock:
-            refs = self.refs(repo_id)
+            refs = self.refs_for_update(repo_id)
             kind, name = self.commit_target(refs, revision)
             if create_pr and kind != "branch":
                 raise StoreError(400, "a pull request is opened against a branch")
@@ -141,7 +141,7 @@ class Store(RepoStore):
         if status not in ("open", "closed"):
             raise StoreError(400, f"status must be 'open' or 'closed', not {status!r}")
         with self._lock:
-            refs = self.refs(repo_id)
+            refs = self.refs_for_update(repo_id)
             pull = self._pull(refs, number)
             if pull["status"] == "merged":
                 raise StoreError(403, f"pull request #{number} is merged")
@@ -162,7 +162,7 @@ class Store(RepoStore):
     def merge_pull(self, repo_id: str, number: int, *, author: str | None, comment: str | None = None) -> str:
         """Merge pull request ``number`` into its base branch; returns the merge commit id."""
         with self._lock:
-            refs = self.refs(repo_id)
+            refs = self.refs_for_update(repo_id)
             pull = self._pull(refs, number)
             if pull["status"] != "open":
                 raise StoreError(403, f"pull request #{number} is {pull['status']}; only open ones can be merged")

@@ -64,7 +64,13 @@ class RepoStore(DurableFiles):
         for sub in ("blobs", "repos", "tmp"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
+        # In-memory copies of what is on disk. This process is the root's only writer (the
+        # server holds its lock), so they change only where the files do, under _lock.
+        # Callers treat what reading methods return as read-only.
+        self._metas: dict[str, dict[str, Any]] = {}
+        self._refs: dict[str, dict[str, Any]] = {}
         self._commits: dict[tuple[str, str], dict[str, Any]] = {}
+        self._entries: dict[tuple[str, str], dict[str, FileEntry]] = {}
         self._clean_tmp()
 
     def _clean_tmp(self) -> None:
@@ -98,11 +104,28 @@ class RepoStore(DurableFiles):
         return self.root / "repos" / org / name
 
     def repo_meta(self, repo_id: str) -> dict[str, Any] | None:
+        """The repo's settings (private, gated, createdAt), or None when it does not exist."""
+        cached = self._metas.get(repo_id)
+        if cached is None:
+            with self._lock:
+                cached = self._read_meta(repo_id)
+                if cached is not None:
+                    self._metas[repo_id] = cached
+        return cached
+
+    def _read_meta(self, repo_id: str) -> dict[str, Any] | None:
         try:
             meta = json.loads((self._repo_dir(repo_id) / "repo.json").read_text())
         except (OSError, ValueError):
             return None
         return {"private": False, "gated": False, **meta, "id": repo_id}
+
+    def _forget(self, *repo_ids: str) -> None:
+        for repo_id in repo_ids:
+            self._metas.pop(repo_id, None)
+            self._refs.pop(repo_id, None)
+        self._commits.clear()
+        self._entries.clear()
 
     def list_repos(self) -> list[dict[str, Any]]:
         out = []
@@ -129,6 +152,7 @@ class RepoStore(DurableFiles):
             self.write_json(staging / "repo.json", {"id": repo_id, "private": private, "gated": False,
                                                     "createdAt": created})
             self._move_into_place(staging, target)
+            self._forget(repo_id)
             return True
 
     def _move_into_place(self, source: Path, target: Path) -> None:
@@ -149,7 +173,7 @@ class RepoStore(DurableFiles):
             doomed = Path(tempfile.mkdtemp(dir=self.tmp, prefix="deleted-"))
             os.replace(target, doomed / "repo")
             fsync_dir(target.parent)
-            self._commits.clear()
+            self._forget(repo_id)
         shutil.rmtree(doomed, ignore_errors=True)
 
     def move_repo(self, from_id: str, to_id: str) -> None:
@@ -163,11 +187,11 @@ class RepoStore(DurableFiles):
             self._move_into_place(source, target)
             meta = json.loads((target / "repo.json").read_text())
             self.write_json(target / "repo.json", {**meta, "id": to_id})
-            self._commits.clear()
+            self._forget(from_id, to_id)
 
     def update_settings(self, repo_id: str, *, private: bool | None = None, gated: Any = None) -> None:
         with self._lock:
-            meta = self.repo_meta(repo_id)
+            meta = self._read_meta(repo_id)
             if meta is None:
                 raise not_found(repo_id)
             if private is not None:
@@ -175,9 +199,19 @@ class RepoStore(DurableFiles):
             if gated is not None:
                 meta["gated"] = gated
             self.write_json(self._repo_dir(repo_id) / "repo.json", meta)
+            self._metas[repo_id] = meta
 
     # -- reading --------------------------------------------------------------------------
     def refs(self, repo_id: str) -> dict[str, dict[str, Any]]:
+        """Branches, tags, pull request heads (prs) and state (pulls); read-only."""
+        cached = self._refs.get(repo_id)
+        if cached is None:
+            with self._lock:
+                cached = self._refs[repo_id] = self.refs_for_update(repo_id)
+        return cached
+
+    def refs_for_update(self, repo_id: str) -> dict[str, dict[str, Any]]:
+        """A fresh copy of the refs, to change and pass to _save_refs (under _lock)."""
         try:
             refs = json.loads((self._repo_dir(repo_id) / "refs.json").read_text())
         except FileNotFoundError:
@@ -224,7 +258,15 @@ class RepoStore(DurableFiles):
         return found
 
     def files(self, repo_id: str, commit_id: str) -> dict[str, FileEntry]:
-        return {path: FileEntry.from_json(path, meta) for path, meta in self.commit(repo_id, commit_id)["files"].items()}
+        """The files of a commit; read-only."""
+        key = (repo_id, commit_id)
+        cached = self._entries.get(key)
+        if cached is None:
+            cached = {path: FileEntry.from_json(path, meta) for path, meta in self.commit(repo_id, commit_id)["files"].items()}
+            if len(self._entries) >= _COMMIT_CACHE:
+                self._entries.clear()
+            self._entries[key] = cached
+        return cached
 
     def history(self, repo_id: str, commit_id: str) -> list[dict[str, Any]]:
         """Commits from ``commit_id`` back to the first, newest first (first parents)."""
@@ -239,11 +281,12 @@ class RepoStore(DurableFiles):
     # -- refs -----------------------------------------------------------------------------
     def _save_refs(self, repo_id: str, refs: dict[str, Any]) -> None:
         self.write_json(self._repo_dir(repo_id) / "refs.json", refs)
+        self._refs[repo_id] = refs
 
     def create_branch(self, repo_id: str, branch: str, *, starting_point: str | None) -> None:
         check_ref_name(branch, kind="branch")
         with self._lock:
-            refs = self.refs(repo_id)
+            refs = self.refs_for_update(repo_id)
             if branch in refs["branches"]:
                 raise StoreError(409, f"Reference already exists: refs/heads/{branch}")
             if branch in refs["tags"]:
@@ -253,7 +296,7 @@ class RepoStore(DurableFiles):
 
     def delete_branch(self, repo_id: str, branch: str) -> None:
         with self._lock:
-            refs = self.refs(repo_id)
+            refs = self.refs_for_update(repo_id)
             if branch not in refs["branches"]:
                 raise StoreError(404, f"Branch not found: {branch!r}", "RevisionNotFound")
             if branch == DEFAULT_BRANCH:
@@ -264,7 +307,7 @@ class RepoStore(DurableFiles):
     def create_tag(self, repo_id: str, tag: str, *, revision: str | None) -> str:
         check_ref_name(tag, kind="tag")
         with self._lock:
-            refs = self.refs(repo_id)
+            refs = self.refs_for_update(repo_id)
             if tag in refs["tags"]:
                 raise StoreError(409, f"Tag already exists: refs/tags/{tag}")
             if tag in refs["branches"]:
@@ -275,7 +318,7 @@ class RepoStore(DurableFiles):
 
     def delete_tag(self, repo_id: str, tag: str) -> None:
         with self._lock:
-            refs = self.refs(repo_id)
+            refs = self.refs_for_update(repo_id)
             if refs["tags"].pop(tag, None) is None:
                 raise StoreError(404, f"Tag not found: {tag!r}", "RevisionNotFound")
             self._save_refs(repo_id, refs)
