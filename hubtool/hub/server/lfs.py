@@ -8,6 +8,7 @@ file and hashed as it arrives; it becomes a blob only if its size and sha256 mat
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import time
 from typing import Any
@@ -34,7 +35,7 @@ from hubtool.hub.server.web import (
 from hubtool.hub.store import SHA256_RE, StoreError
 
 LFS_URL_TTL = 3600
-_WRITE_EVERY = 1 << 20
+_WRITE_EVERY = 4 << 20
 
 
 def signature(secret: bytes, *, repo_id: str, oid: str, size: int, expires: int) -> str:
@@ -111,20 +112,29 @@ async def upload(request: Request) -> Response:
             pass
         return json_response({})
     pending = await in_thread(state.store.new_upload)
+    writing: asyncio.Future | None = None  # the previous batch, written while the next one arrives
     try:
-        buffer = bytearray()
+        batch: list[bytes] = []
+        batched = 0
         async for chunk in chunks:
-            buffer += chunk
-            if len(buffer) >= _WRITE_EVERY:
-                await in_thread(pending.write, bytes(buffer))
-                buffer.clear()
-        await in_thread(pending.write, bytes(buffer))
+            batch.append(chunk)
+            batched += len(chunk)
+            if batched >= _WRITE_EVERY:
+                if writing is not None:
+                    await writing
+                writing = asyncio.ensure_future(in_thread(pending.write_all, batch))
+                batch, batched = [], 0
+        if writing is not None:
+            await writing
+        await in_thread(pending.write_all, batch)
         await in_thread(pending.finish, expect_sha256=oid, expect_size=size)
     except StoreError as exc:
         if exc.status == 413:  # more bytes than the signed size
             raise StoreError(400, f"upload is longer than the object size {size}") from None
         raise
     finally:
+        if writing is not None and not writing.done():
+            await asyncio.wait([writing])
         await in_thread(pending.abort)
     await in_thread(state.store.mark_object, repo_id, oid)
     return json_response({})

@@ -158,6 +158,10 @@ class Upload:
         self.fh.write(chunk)
         self.size += len(chunk)
 
+    def write_all(self, chunks: list[bytes]) -> None:
+        for chunk in chunks:
+            self.write(chunk)
+
     def finish(self, *, expect_sha256: str, expect_size: int) -> None:
         try:
             if self.size != expect_size:
