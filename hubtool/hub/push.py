@@ -184,7 +184,7 @@ def push_model(
             except hub_exceptions() as exc:
                 raise fail(exc) from None
         if tag is not None and not dry_run:
-            _tag(api, repo_id, tag, info.sha, fail)
+            _tag(api, repo_id=repo_id, tag=tag, commit_oid=info.sha, fail=fail)
         return PushResult(repo_id, url, branch, status, changes, commit_oid=info.sha if info else None,
                           tag=None if dry_run else tag, seconds=time.perf_counter() - start)
 
@@ -205,7 +205,7 @@ def push_model(
         raise fail(exc) from None
     verified = verify_remote(api, repo_id, commit.oid, folder, operations, fail=fail, token=token)
     if tag is not None:
-        _tag(api, repo_id, tag, commit.oid, fail)
+        _tag(api, repo_id=repo_id, tag=tag, commit_oid=commit.oid, fail=fail)
     return PushResult(repo_id, url, branch, "pushed", changes, commit_oid=commit.oid, commit_url=commit.commit_url,
                       pr_url=commit.pr_url, tag=tag, verified=verified, seconds=time.perf_counter() - start)
 
@@ -221,7 +221,7 @@ def _check_tag_name(tag: str, *, create_pr: bool) -> None:
         raise HubError(f"{tag!r} is not a tag name: {problem}")
 
 
-def _tag(api: Any, repo_id: str, tag: str, commit_oid: str, fail) -> None:
+def _tag(api: Any, *, repo_id: str, tag: str, commit_oid: str, fail) -> None:
     """Tag ``commit_oid``; a tag already there on that commit is fine, on another one an error."""
     from huggingface_hub.errors import HfHubHTTPError
 
