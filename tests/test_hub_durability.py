@@ -94,8 +94,12 @@ def commit_until_killed(proc, url: str, *, delay: float) -> list[tuple[str, int]
                 kill(proc)
                 break
         assert len(acknowledged) >= 3, "commits did not get through"
+        time.sleep(0.5)  # an answer that left the server before it died is printed by now
     finally:
         kill(client)
+    for line in client.stdout.read().splitlines():  # acknowledged while we slept
+        if line.startswith("ACK "):
+            acknowledged.append((line.split()[2], int(line.split()[1])))
     return acknowledged
 
 
