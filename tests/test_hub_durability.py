@@ -107,8 +107,11 @@ def commit_until_killed(proc, url: str, *, delay: float) -> list[tuple[str, int]
 def test_kill_9_during_commits_keeps_every_acknowledged_commit(tmp_path, delay):
     root = tmp_path / "root"
     proc, url = start_serve(root)
-    make_api(url).create_repo("org/busy")
-    settled = commit_until_killed(proc, url, delay=delay)
+    try:
+        make_api(url).create_repo("org/busy")
+        settled = commit_until_killed(proc, url, delay=delay)
+    finally:
+        kill(proc)  # already dead, unless the test failed before killing it
 
     proc, url = start_serve(root)  # same root: the lock died with the process
     try:
