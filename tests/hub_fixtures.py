@@ -7,11 +7,12 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 
-from hubtool.hub.server import StagingHub
+from hubtool.hub.server import Limits, StagingHub
 from tests.conftest import linked_copy
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -57,21 +58,29 @@ def hf_home(tmp_path, monkeypatch) -> Path:
 class RunningHub:
     """A staging hub in a thread, with its log lines kept for assertions."""
 
-    def __init__(self, root: Path, token_file: Path | None = None) -> None:
+    def __init__(self, root: Path, token_file: Path | None = None, limits: Limits | None = None) -> None:
         self.root = root
         self.token_file = token_file
+        self.limits = limits
         self.lines: list[str] = []
         self.running = True
-        self.hub = StagingHub(root, host="127.0.0.1", port=0, token_file=token_file, log=self.lines.append).start()
+        self.hub = self._start()
+
+    def _start(self) -> StagingHub:
+        return StagingHub(self.root, host="127.0.0.1", port=0, token_file=self.token_file, log=self.lines.append,
+                          limits=self.limits).start()
 
     @property
     def url(self) -> str:
         return self.hub.url
 
+    @property
+    def store(self):
+        return self.hub.store
+
     def restart(self) -> None:
         self.hub.stop()
-        self.hub = StagingHub(self.root, host="127.0.0.1", port=0, token_file=self.token_file,
-                              log=self.lines.append).start()
+        self.hub = self._start()
 
     def stop(self) -> None:
         if self.running:
@@ -95,6 +104,41 @@ def token_hub(tmp_path):
     running.token = "hf_stagingSECRETtoken123"
     yield running
     running.stop()
+
+
+# token, user, organisations: the users of ``users_hub`` (the token file format of `hub serve`)
+USERS = {
+    "alice": ("hf_aliceTOKEN0123456789", "research,shared"),
+    "bob": ("hf_bobTOKEN0123456789", ""),
+    "carol": ("hf_carolTOKEN0123456789", "shared"),
+    "admin": ("hf_adminTOKEN0123456789", "*"),
+}
+
+
+@pytest.fixture
+def users_hub(tmp_path):
+    """A hub with users alice (orgs research, shared), bob, carol (org shared) and admin (*)."""
+    token_file = tmp_path / "users.txt"
+    token_file.write_text("# token user orgs\n" + "".join(f"{tok} {user} {orgs}\n" for user, (tok, orgs) in USERS.items()))
+    running = RunningHub(tmp_path / "hub-root", token_file=token_file)
+    running.tokens = {user: tok for user, (tok, _) in USERS.items()}
+    yield running
+    running.stop()
+
+
+def start_serve(root: Path, *args: str) -> tuple[subprocess.Popen, str]:
+    """``hubtool hub serve --root ROOT --port 0 ARGS`` in its own process; (process, URL from its banner)."""
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).with_name("hubtool")), "hub", "serve", "--root", str(root), "--port", "0", *args],
+        cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    banner = proc.stderr.readline()
+    if not banner.startswith("Staging hub at http://127.0.0.1:"):
+        proc.kill()
+        proc.wait(timeout=30)
+        raise AssertionError(f"hub serve did not start: {banner}{proc.stderr.read()}")
+    threading.Thread(target=proc.stderr.read, daemon=True).start()  # keep draining the request log
+    return proc, banner.split()[3]
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 240) -> subprocess.CompletedProcess:

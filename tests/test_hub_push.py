@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from huggingface_hub import HfApi, snapshot_download
 
 from hubtool.cli.main import cli
-from hubtool.errors import ArtifactError
+from hubtool.errors import ArtifactError, HubError
 from hubtool.hub.pull import pull_repo
 from hubtool.hub.push import push_model, repo_files
 from tests.conftest import REFERENCE
@@ -164,3 +164,53 @@ def test_dotfiles_and_temp_files_are_not_pushed(models, hub):
     result = push_model(folder, repo_id="org/tiny", endpoint=hub.url)
     remote = sorted(HfApi(endpoint=hub.url).list_repo_files("org/tiny"))
     assert remote == sorted(result.verified) and ".hidden" not in remote and "weights.tmp" not in remote
+
+
+def test_tag_names_the_pushed_commit_or_the_unchanged_head(models, hub):
+    folder = models / "tiny-gpt2"
+    api = HfApi(endpoint=hub.url)
+    runner = CliRunner()
+    args = ["push", "tiny-gpt2", "--out", str(models), "--repo-id", "org/tiny", "--endpoint", hub.url]
+    first = runner.invoke(cli, [*args, "--tag", "v1.0"])
+    assert first.exit_code == 0, first.output
+    head = api.model_info("org/tiny").sha
+    assert f"  tag: v1.0 -> {head}" in first.output.splitlines()
+    again = push_model(folder, repo_id="org/tiny", endpoint=hub.url, tag="v1.0")  # same commit: fine
+    assert again.status == "up-to-date" and again.tag == "v1.0"
+    unchanged = push_model(folder, repo_id="org/tiny", endpoint=hub.url, tag="stable")
+    assert unchanged.status == "up-to-date" and unchanged.commit_oid == head
+    (folder / "extra.txt").write_text("second release\n")
+    second = push_model(folder, repo_id="org/tiny", endpoint=hub.url, tag="v2.0")
+    tags = {t.name: t.target_commit for t in api.list_repo_refs("org/tiny").tags}
+    assert tags == {"v1.0": head, "stable": head, "v2.0": second.commit_oid}
+    assert "extra.txt" not in api.list_repo_files("org/tiny", revision="v1.0")
+    assert (pull_repo("org/tiny@v2.0", endpoint=hub.url) / "extra.txt").read_text() == "second release\n"
+    moved = runner.invoke(cli, [*args, "--tag", "v1.0"])
+    assert moved.exit_code == 1
+    assert moved.output.strip().splitlines()[-1] == (
+        f"Error: tag 'v1.0' already exists on org/tiny at commit {head[:12]}; a tag does not move")
+
+
+def test_tag_refusals_come_before_any_request(models, hub):
+    folder = models / "tiny-gpt2"
+    with pytest.raises(HubError, match=r"^a tag names a commit of a branch: give --tag or --create-pr, not both$"):
+        push_model(folder, repo_id="org/tiny", endpoint=hub.url, tag="v1", create_pr=True)
+    for bad in ("a..b", "0" * 40, "v1.lock", "has space"):
+        with pytest.raises(HubError, match=f"^'{bad}' is not a tag name: "):
+            push_model(folder, repo_id="org/tiny", endpoint=hub.url, tag=bad)
+    assert not [line for line in hub.lines if "/api/" in line]
+
+
+def test_a_pushed_pull_request_can_be_merged(models, hub):
+    folder = models / "tiny-gpt2"
+    push_model(folder, repo_id="org/tiny", endpoint=hub.url)
+    (folder / "extra.txt").write_text("proposed\n")
+    proposed = push_model(folder, repo_id="org/tiny", endpoint=hub.url, create_pr=True, commit_message="Propose")
+    api = HfApi(endpoint=hub.url)
+    assert [(d.num, d.title, d.status) for d in api.get_repo_discussions("org/tiny")] == [(1, "Propose", "open")]
+    api.merge_pull_request("org/tiny", 1)
+    assert (pull_repo("org/tiny", endpoint=hub.url) / "extra.txt").read_text() == "proposed\n"
+    assert api.get_discussion_details("org/tiny", 1).merge_commit_oid == api.model_info("org/tiny").sha
+    assert api.list_repo_refs("org/tiny", include_pull_requests=True).pull_requests[0].target_commit == \
+        proposed.commit_oid
+    assert push_model(folder, repo_id="org/tiny", endpoint=hub.url).status == "up-to-date"

@@ -65,20 +65,23 @@ def test_restart_keeps_every_commit(models, hub, tmp_path):
 def test_client_killed_during_lfs_upload_leaves_previous_commit(models, hub, monkeypatch):
     tiny = models / "tiny-gpt2"
     first = push_model(tiny, repo_id="org/m", endpoint=hub.url)
-    store = hub.hub.app.store
+    store = hub.hub.store
     uploading = threading.Event()
-    original = store.put_stream
+    original = store.new_upload
 
-    def slow_put(stream, *, size, expect_sha256):
-        class Slow:  # stretch the 100 MB upload over a few seconds so the client can be killed during it
-            def read(self, n):
-                uploading.set()
-                time.sleep(0.01)
-                return stream.read(min(n, 1 << 20))
+    def slow_upload():
+        upload = original()
+        write = upload.write
 
-        return original(Slow(), size=size, expect_sha256=expect_sha256)
+        def slow_write(chunk):  # stretch the 100 MB upload over a few seconds so the client can be killed during it
+            uploading.set()
+            time.sleep(0.03)
+            write(chunk)
 
-    monkeypatch.setattr(store, "put_stream", slow_put)
+        upload.write = slow_write
+        return upload
+
+    monkeypatch.setattr(store, "new_upload", slow_upload)
     client = subprocess.Popen(
         [str(Path(sys.executable).with_name("hubtool")), "push", "gpt2-25m", "--out", str(models), "--repo-id", "org/m", "--endpoint", hub.url],
         cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,

@@ -41,6 +41,7 @@ def counts(result) -> str:
 @click.option("--private", is_flag=True, help="Create the repo private (when it does not exist yet).")
 @click.option("--revision", help="Branch to push to; created from main when missing.")
 @click.option("--create-pr", is_flag=True, help="Open a pull request against main instead of committing to it.")
+@click.option("--tag", help="Tag the pushed commit (when nothing changed: the branch's current head).")
 @click.option("--commit-message", help="Commit message (default names the hubtool version and spec hash).")
 @click.option("--dry-run", is_flag=True, help="Show what would be added/updated/left; change nothing.")
 @click.option("--force", is_flag=True,
@@ -48,7 +49,7 @@ def counts(result) -> str:
 @json_option
 @out_option
 def push_cmd(names: tuple[str, ...], all_: bool, repo_id: str | None, namespace: str | None,
-             endpoint: str | None, private: bool, revision: str | None, create_pr: bool,
+             endpoint: str | None, private: bool, revision: str | None, create_pr: bool, tag: str | None,
              commit_message: str | None, dry_run: bool, force: bool, as_json: bool, out: Path | None) -> None:
     """Push built model folders to the Hub, one commit per model.
 
@@ -64,6 +65,7 @@ def push_cmd(names: tuple[str, ...], all_: bool, repo_id: str | None, namespace:
       hubtool push gpt2-50m --dry-run
       hubtool push --all
       hubtool push tiny-gpt2 --endpoint http://127.0.0.1:8000 --revision staging
+      hubtool push gpt2-50m --tag v1.0
     """
     from hubtool.errors import ArtifactError, display_path
     from hubtool.hub.push import check_card, push_model
@@ -81,7 +83,8 @@ def push_cmd(names: tuple[str, ...], all_: bool, repo_id: str | None, namespace:
             if not force:  # refused with its one-line error before anything starts
                 check_card(folder, name=spec.name, repo_id=target)
             push = dict(repo_id=target, endpoint=endpoint, private=private, revision=revision, create_pr=create_pr,
-                        commit_message=commit_message, dry_run=dry_run, force=True)  # the card was checked above
+                        commit_message=commit_message, dry_run=dry_run, force=True,  # the card was checked above
+                        tag=tag)
             if dry_run:
                 result = push_model(folder, **push)
             else:
@@ -90,7 +93,8 @@ def push_cmd(names: tuple[str, ...], all_: bool, repo_id: str | None, namespace:
                     result = push_model(folder, **push)
             summaries.append({"model": spec.name, "repo_id": result.repo_id, "endpoint": result.endpoint,
                               "revision": result.revision, "status": result.status, "commit": result.commit_oid,
-                              "changes": [c.__dict__ for c in result.changes], "verified": result.verified})
+                              "changes": [c.__dict__ for c in result.changes], "verified": result.verified,
+                              "tag": result.tag})
             if not as_json:
                 _report(spec.name, result, dry_run=dry_run)
     if as_json:
@@ -137,3 +141,5 @@ def _report(name: str, result, *, dry_run: bool) -> None:
         click.echo(f"  commit: {result.commit_url}")
         if result.pr_url:
             click.echo(f"  pull request: {result.pr_url}")
+    if result.tag:
+        click.echo(f"  tag: {result.tag} -> {result.commit_oid}")

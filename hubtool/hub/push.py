@@ -20,7 +20,6 @@ from hubtool.runtime.environment import hubtool_version
 from hubtool.errors import ArtifactError, FoundWrong, HubError, display_path
 from hubtool.hub.client import DEFAULT_ENDPOINT, describe_error, hub_exceptions, make_api, resolve_endpoint
 from hubtool.hub.pull import REPO_REF_RE
-from hubtool.hub.store import git_blob_oid
 
 _TEMP_SUFFIXES = ("~", ".tmp", ".temp", ".part", ".partial", ".swp", ".lock", ".incomplete")
 
@@ -45,6 +44,7 @@ class PushResult:
     commit_oid: str | None = None
     commit_url: str | None = None
     pr_url: str | None = None
+    tag: str | None = None
     verified: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -95,7 +95,9 @@ def _same(local_op: Any, local_path: Path, remote: Any) -> bool:
         return False
     if remote.lfs is not None:
         return remote.lfs.sha256 == local_op.upload_info.sha256.hex()
-    return remote.blob_id == git_blob_oid(local_path.read_bytes())
+    from huggingface_hub.utils.sha import git_hash
+
+    return remote.blob_id == git_hash(local_path.read_bytes())
 
 
 def plan_changes(folder: Path, files: list[Path], operations: dict[str, Any], remote: dict[str, Any]) -> list[FileChange]:
@@ -125,8 +127,12 @@ def push_model(
     dry_run: bool = False,
     force: bool = False,
     token: str | None = None,
+    tag: str | None = None,
 ) -> PushResult:
-    """Push the repo files of ``folder`` to ``repo_id`` in one commit (or plan it, with dry_run)."""
+    """Push the repo files of ``folder`` to ``repo_id`` in one commit (or plan it, with dry_run).
+
+    ``tag``: tag the pushed commit (or, when nothing changed, the branch's current head).
+    """
     start = time.perf_counter()
     folder = Path(folder)
     if not folder.is_dir():
@@ -135,6 +141,8 @@ def push_model(
         raise HubError(f"'{repo_id}' is not a repo id (expected ORG/NAME)")
     if create_pr and revision not in (None, "main"):
         raise HubError("a pull request is always opened against main: give --create-pr or --revision, not both")
+    if tag is not None:
+        _check_tag_name(tag, create_pr=create_pr)
     if not force:
         check_card(folder, name=folder.name, repo_id=repo_id)
     files = repo_files(folder)
@@ -170,8 +178,10 @@ def push_model(
                 api.create_branch(repo_id, branch=branch, exist_ok=True)
             except hub_exceptions() as exc:
                 raise fail(exc) from None
+        if tag is not None and not dry_run:
+            _tag(api, repo_id=repo_id, tag=tag, commit_oid=info.sha, fail=fail)
         return PushResult(repo_id, url, branch, status, changes, commit_oid=info.sha if info else None,
-                          seconds=time.perf_counter() - start)
+                          tag=None if dry_run else tag, seconds=time.perf_counter() - start)
 
     try:
         if info is None:
@@ -189,8 +199,42 @@ def push_model(
     except hub_exceptions() as exc:
         raise fail(exc) from None
     verified = verify_remote(api, repo_id, commit.oid, folder, operations, fail=fail, token=token)
+    if tag is not None:
+        _tag(api, repo_id=repo_id, tag=tag, commit_oid=commit.oid, fail=fail)
     return PushResult(repo_id, url, branch, "pushed", changes, commit_oid=commit.oid, commit_url=commit.commit_url,
-                      pr_url=commit.pr_url, verified=verified, seconds=time.perf_counter() - start)
+                      pr_url=commit.pr_url, tag=tag, verified=verified, seconds=time.perf_counter() - start)
+
+
+def _check_tag_name(tag: str, *, create_pr: bool) -> None:
+    """Refuse a tag before anything is pushed: with a pull request, or a name git would refuse."""
+    from hubtool.hub.store.names import ref_name_problem
+
+    if create_pr:
+        raise HubError("a tag names a commit of a branch: give --tag or --create-pr, not both")
+    problem = ref_name_problem(tag)
+    if problem:
+        raise HubError(f"{tag!r} is not a tag name: {problem}")
+
+
+def _tag(api: Any, *, repo_id: str, tag: str, commit_oid: str, fail) -> None:
+    """Tag ``commit_oid``; a tag already there on that commit is fine, on another one an error."""
+    from huggingface_hub.errors import HfHubHTTPError
+
+    try:
+        api.create_tag(repo_id, tag=tag, revision=commit_oid)
+        return
+    except HfHubHTTPError as exc:
+        if exc.response is None or exc.response.status_code != 409:
+            raise fail(exc, commit_oid) from None
+    except hub_exceptions() as exc:
+        raise fail(exc, commit_oid) from None
+    try:
+        existing = {t.name: t.target_commit for t in api.list_repo_refs(repo_id).tags}
+    except hub_exceptions() as exc:
+        raise fail(exc, commit_oid) from None
+    if existing.get(tag) != commit_oid:
+        where = f"commit {existing[tag][:12]}" if existing.get(tag) else "a branch of the same name"
+        raise HubError(f"tag '{tag}' already exists on {repo_id} at {where}; a tag does not move")
 
 
 def _remote_info(api: Any, repo_id: str, branch: str, fail) -> tuple[Any, bool]:
