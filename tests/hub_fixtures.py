@@ -16,16 +16,17 @@ from hubtool.hub.server import Limits, StagingHub
 from tests.conftest import linked_copy
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-CARD = "---\nlicense: mit\nlibrary_name: transformers\n---\n# {name}\n\nWritten by hand for the tests.\n"
-
-
 def write_card(folder: Path) -> None:
-    (folder / "README.md").write_text(CARD.format(name=folder.name))
+    """The card `hubtool card` renders for the folder's files (what push's gate accepts for its repo)."""
+    from hubtool.card.render import card_command
+    from hubtool.spec.catalog import resolve_spec
+
+    card_command(resolve_spec(folder.name), root=folder.parent)
 
 
 @pytest.fixture
 def models(request, built, tmp_path) -> Path:
-    """Private copies of the built models, each with a hand-written card: tiny-gpt2 (tests change
+    """Private copies of the built models, each with its rendered card: tiny-gpt2 (tests change
     its files), and gpt2-25m for tests marked family (its weights are hard-linked: read-only)."""
     root = tmp_path / "artifacts"
     root.mkdir()

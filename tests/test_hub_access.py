@@ -173,7 +173,7 @@ def test_an_open_hub_listens_on_loopback_only(tmp_path):
     with pytest.raises(HubError, match="refusing to listen on 0.0.0.0 without --token-file"):
         StagingHub(tmp_path / "root", host="0.0.0.0")
     done = run_cli("hub", "serve", "--root", str(tmp_path / "root"), "--host", "0.0.0.0", "--port", "0")
-    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.returncode == 3 and "Traceback" not in done.stderr
     assert done.stderr.strip().splitlines() == [
         "Error: refusing to listen on 0.0.0.0 without --token-file: an open hub lets anyone write; "
         "give a token file or listen on 127.0.0.1"]

@@ -36,7 +36,7 @@ def test_a_second_server_on_the_same_root_is_refused_until_the_first_dies(tmp_pa
     try:
         make_api(url).create_repo("org/kept")
         done = run_cli("hub", "serve", "--root", str(root), "--port", "0", timeout=60)
-        assert done.returncode == 1 and "Traceback" not in done.stderr
+        assert done.returncode == 3 and "Traceback" not in done.stderr
         assert done.stderr.strip().splitlines() == [
             f"Error: {root} is already served by another staging hub (pid {first.pid}, {url}); "
             "stop it first or choose another --root"]

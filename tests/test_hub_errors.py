@@ -16,7 +16,7 @@ from tests.hub_fixtures import hf_home, hub, models, run_cli, token_hub  # noqa:
 
 
 def one_line_error(done) -> str:
-    assert done.returncode == 1, (done.stdout, done.stderr)
+    assert done.returncode == 3, (done.stdout, done.stderr)
     assert "Traceback" not in done.stderr
     lines = [line for line in done.stderr.splitlines() if line.startswith("Error: ")]
     assert len(lines) == 1, done.stderr
@@ -58,7 +58,7 @@ def test_repo_ids_are_told_apart_from_names_and_paths(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_bad_and_missing_token(models, token_hub):
-    args = ["push", "tiny-gpt2", "--out", str(models), "--repo-id", "org/t", "--endpoint", token_hub.url]
+    args = ["push", "tiny-gpt2", "--out", str(models), "--repo-id", "org/t", "--force", "--endpoint", token_hub.url]
     bad = one_line_error(run_cli(*args, env={"HF_TOKEN": "hf_notTheRightOne"}))
     assert bad == f"Error: {token_hub.url} rejected the token (401 Unauthorized); check HF_TOKEN or `hf auth login`"
     missing = one_line_error(run_cli(*args))
@@ -67,20 +67,20 @@ def test_bad_and_missing_token(models, token_hub):
 
 def test_no_token_for_the_hub_fails_before_any_request(models):
     with pytest.raises(HubError, match=r"^no token for https://huggingface.co: set HF_TOKEN or run `hf auth login`$"):
-        push_model(models / "tiny-gpt2", repo_id="org/t")
+        push_model(models / "tiny-gpt2", repo_id="org/t", force=True)
 
 
 def test_missing_repo_and_revision(models, hub):
     with pytest.raises(HubError, match=rf"^repo 'org/nope' not found at {hub.url}; if it is private"):
         pull_repo("org/nope", endpoint=hub.url)
-    push_model(models / "tiny-gpt2", repo_id="org/t", endpoint=hub.url)
+    push_model(models / "tiny-gpt2", repo_id="org/t", endpoint=hub.url, force=True)
     with pytest.raises(HubError, match=rf"^revision 'nope' not found in 'org/t' at {hub.url}$"):
         pull_repo("org/t@nope", endpoint=hub.url)
 
 
 @pytest.mark.slow
 def test_closed_port(models, closed_port):
-    done = run_cli("push", "tiny-gpt2", "--out", str(models), "--repo-id", "org/t", "--endpoint", closed_port)
+    done = run_cli("push", "tiny-gpt2", "--out", str(models), "--repo-id", "org/t", "--force", "--endpoint", closed_port)
     expected = f"Error: cannot connect to {closed_port} (connection refused or host unreachable); is the hub running?"
     assert one_line_error(done) == expected
     with pytest.raises(HubError) as err:
@@ -90,14 +90,14 @@ def test_closed_port(models, closed_port):
 
 @pytest.mark.slow
 def test_endpoint_that_is_not_a_hub(models, not_a_hub):
-    done = run_cli("push", "tiny-gpt2", "--out", str(models), "--repo-id", "org/t", "--endpoint", not_a_hub)
+    done = run_cli("push", "tiny-gpt2", "--out", str(models), "--repo-id", "org/t", "--force", "--endpoint", not_a_hub)
     assert one_line_error(done).startswith(f"Error: {not_a_hub} does not look like a Hugging Face Hub")
     with pytest.raises(HubError, match=f"^{not_a_hub} does not look like a Hugging Face Hub"):
         pull_repo("org/t", endpoint=not_a_hub)
 
 
 def test_offline_mode_uses_only_the_cache(models, hub, monkeypatch):
-    push_model(models / "tiny-gpt2", repo_id="org/t", endpoint=hub.url)
+    push_model(models / "tiny-gpt2", repo_id="org/t", endpoint=hub.url, force=True)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(HubError, match=r"^org/t is not in the local cache and offline mode is on"):
         pull_repo("org/t", endpoint=hub.url)
@@ -109,6 +109,6 @@ def test_offline_mode_uses_only_the_cache(models, hub, monkeypatch):
 
 
 def test_pull_honours_hf_endpoint(models, hub, monkeypatch):
-    push_model(models / "tiny-gpt2", repo_id="org/t", endpoint=hub.url)
+    push_model(models / "tiny-gpt2", repo_id="org/t", endpoint=hub.url, force=True)
     monkeypatch.setenv("HF_ENDPOINT", hub.url)
     assert (pull_repo("org/t") / "config.json").is_file()

@@ -49,8 +49,8 @@ def request(url: str, *, method: str = "GET", body: bytes | None = None, headers
 
 def test_restart_keeps_every_commit(models, hub, tmp_path):
     folder = models / "tiny-gpt2"
-    first = push_model(folder, repo_id="org/tiny", endpoint=hub.url)
-    push_model(folder, repo_id="org/tiny", endpoint=hub.url, revision="dev")
+    first = push_model(folder, repo_id="org/tiny", endpoint=hub.url, force=True)
+    push_model(folder, repo_id="org/tiny", endpoint=hub.url, revision="dev", force=True)
     hub.restart()
     api = HfApi(endpoint=hub.url)
     assert api.model_info("org/tiny").sha == first.commit_oid
@@ -58,13 +58,13 @@ def test_restart_keeps_every_commit(models, hub, tmp_path):
     assert len(api.list_repo_commits("org/tiny")) == 2
     pulled = pull_repo("org/tiny", endpoint=hub.url)
     assert same_files(folder, pulled, names(folder))
-    assert push_model(folder, repo_id="org/tiny", endpoint=hub.url).status == "up-to-date"
+    assert push_model(folder, repo_id="org/tiny", endpoint=hub.url, force=True).status == "up-to-date"
 
 
 @pytest.mark.family  # pushes gpt2-25m
 def test_client_killed_during_lfs_upload_leaves_previous_commit(models, hub, monkeypatch):
     tiny = models / "tiny-gpt2"
-    first = push_model(tiny, repo_id="org/m", endpoint=hub.url)
+    first = push_model(tiny, repo_id="org/m", endpoint=hub.url, force=True)
     store = hub.hub.store
     uploading = threading.Event()
     original = store.new_upload
@@ -83,7 +83,7 @@ def test_client_killed_during_lfs_upload_leaves_previous_commit(models, hub, mon
 
     monkeypatch.setattr(store, "new_upload", slow_upload)
     client = subprocess.Popen(
-        [str(Path(sys.executable).with_name("hubtool")), "push", "gpt2-25m", "--out", str(models), "--repo-id", "org/m", "--endpoint", hub.url],
+        [str(Path(sys.executable).with_name("hubtool")), "push", "gpt2-25m", "--out", str(models), "--repo-id", "org/m", "--force", "--endpoint", hub.url],
         cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )
     try:
@@ -137,8 +137,8 @@ def test_private_repo_needs_the_token(models, token_hub):
     folder = models / "tiny-gpt2"
     token = token_hub.token
     with pytest.raises(HubError, match=r"requires a token \(401 Unauthorized\)"):
-        push_model(folder, repo_id="org/secret", endpoint=token_hub.url, private=True)
-    pushed = push_model(folder, repo_id="org/secret", endpoint=token_hub.url, private=True, token=token)
+        push_model(folder, repo_id="org/secret", endpoint=token_hub.url, private=True, force=True)
+    pushed = push_model(folder, repo_id="org/secret", endpoint=token_hub.url, private=True, token=token, force=True)
     assert pushed.status == "pushed"
     assert HfApi(endpoint=token_hub.url, token=token).model_info("org/secret").private is True
     with pytest.raises(RepositoryNotFoundError):
@@ -155,20 +155,20 @@ def test_token_never_appears_in_output_logs_or_files(models, token_hub, hf_home,
     env = {"HF_TOKEN": token, "HF_HUB_DISABLE_XET": "1"}
     outputs = []
     for args in (
-        ["push", "tiny-gpt2", "--out", str(models), "--repo-id", "org/p", "--private", "--endpoint", token_hub.url],
-        ["push", "tiny-gpt2", "--out", str(models), "--repo-id", "org/p", "--endpoint", token_hub.url, "--dry-run"],
-        ["push", "tiny-gpt2", "--out", str(models), "--repo-id", "org/p", "--endpoint", token_hub.url],
+        ["push", "tiny-gpt2", "--out", str(models), "--repo-id", "org/p", "--force", "--private", "--endpoint", token_hub.url],
+        ["push", "tiny-gpt2", "--out", str(models), "--repo-id", "org/p", "--force", "--endpoint", token_hub.url, "--dry-run"],
+        ["push", "tiny-gpt2", "--out", str(models), "--repo-id", "org/p", "--force", "--endpoint", token_hub.url],
     ):
         done = run_cli(*args, env=env)
         assert done.returncode == 0, done.stderr
         outputs += [done.stdout, done.stderr]
-    assert "verified 9 remote files" in outputs[0] and "is up to date" in outputs[4]
+    assert "verified 10 remote files" in outputs[0] and "is up to date" in outputs[4]
     down = hf_cli("download", "org/p", "--local-dir", str(tmp_path / "dl"), env={**env, "HF_ENDPOINT": token_hub.url})
     assert down.returncode == 0, down.stderr
     outputs += [down.stdout, down.stderr]
-    wrong = run_cli("push", "tiny-gpt2", "--out", str(models), "--repo-id", "org/p", "--endpoint", token_hub.url,
+    wrong = run_cli("push", "tiny-gpt2", "--out", str(models), "--repo-id", "org/p", "--force", "--endpoint", token_hub.url,
                     env={"HF_TOKEN": "hf_wrongTOKENvalue999"})
-    assert wrong.returncode == 1
+    assert wrong.returncode == 3
     outputs += [wrong.stdout, wrong.stderr]
     assert "hf_wrongTOKENvalue999" not in wrong.stdout + wrong.stderr
     assert not any(token in text for text in outputs)
@@ -187,10 +187,10 @@ def test_hf_upload_and_download_work_against_the_hub(models, hub, tmp_path):
     assert up.returncode == 0, up.stderr
     assert f"{hub.url}/org/via-hf" in up.stdout
     # hubtool sees exactly what hf uploaded: nothing to push, byte-identical pull
-    assert push_model(folder, repo_id="org/via-hf", endpoint=hub.url).status == "up-to-date"
+    assert push_model(folder, repo_id="org/via-hf", endpoint=hub.url, force=True).status == "up-to-date"
     assert same_files(folder, pull_repo("org/via-hf", endpoint=hub.url), names(folder))
     # and hf downloads what hubtool pushed
-    push_model(models / "gpt2-25m", repo_id="org/by-hubtool", endpoint=hub.url)
+    push_model(models / "gpt2-25m", repo_id="org/by-hubtool", endpoint=hub.url, force=True)
     down = hf_cli("download", "org/by-hubtool", "--local-dir", str(tmp_path / "dl"), env=env)
     assert down.returncode == 0, down.stderr
     assert same_files(models / "gpt2-25m", tmp_path / "dl", names(models / "gpt2-25m"))
@@ -208,7 +208,7 @@ def test_hub_serve_command_serves_and_stops_cleanly(models, tmp_path):
         first = serve.stderr.readline()
         assert first.startswith("Staging hub at http://127.0.0.1:"), first
         url = first.split()[3]
-        assert push_model(models / "tiny-gpt2", repo_id="org/t", endpoint=url).status == "pushed"
+        assert push_model(models / "tiny-gpt2", repo_id="org/t", endpoint=url, force=True).status == "pushed"
     finally:
         serve.terminate()
         _, rest = serve.communicate(timeout=30)
@@ -218,12 +218,12 @@ def test_hub_serve_command_serves_and_stops_cleanly(models, tmp_path):
     assert any(line.startswith("127.0.0.1 POST /api/models/org/t/commit/main 200 ") for line in lines)
     assert (tmp_path / "root" / "repos" / "org" / "t" / "refs.json").is_file()
     missing = run_cli("hub", "serve", "--token-file", str(tmp_path / "absent.txt"))
-    assert missing.returncode == 1 and missing.stderr.startswith("Error: cannot read token file ")
+    assert missing.returncode == 3 and missing.stderr.startswith("Error: cannot read token file ")
 
 
 def test_lfs_objects_are_scoped_to_their_repo(models, hub):
     folder = models / "tiny-gpt2"
-    push_model(folder, repo_id="org/a", endpoint=hub.url)
+    push_model(folder, repo_id="org/a", endpoint=hub.url, force=True)
     HfApi(endpoint=hub.url).create_repo("org/b")
     oid = json.loads((folder / "provenance.json").read_text())["files"]["model.safetensors"]["sha256"]
     size = (folder / "model.safetensors").stat().st_size

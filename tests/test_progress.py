@@ -142,12 +142,12 @@ def test_train_command_shows_steps(tiny_copy: Path) -> None:
 
 def test_push_command_shows_its_stage_and_no_hub_bars(models: Path, hub) -> None:
     """A real process: huggingface_hub's own tqdm upload bars (seen here before) are switched off."""
-    args = ["push", "tiny-gpt2", "--out", str(models), "--repo-id", "org/tiny", "--endpoint", hub.url]
+    args = ["push", "tiny-gpt2", "--out", str(models), "--repo-id", "org/tiny", "--force", "--endpoint", hub.url]
     done = run_cli(*args)
     assert done.returncode == 0, done.stderr
     assert "\x1b" not in done.stderr and "\r" not in done.stderr and "model.safetensors" not in done.stderr
     assert stage_lines(done.stderr) == [("tiny-gpt2", "push", "started"), ("tiny-gpt2", "push", "done in")]
-    assert "verified 9 remote files" in done.stdout
+    assert "verified 10 remote files" in done.stdout
     # nothing to upload the second time: still one stage, and the per-file lines
     again = run_cli(*args)
     assert "is up to date" in again.stdout and "  unchanged   model.safetensors" in again.stdout
