@@ -16,7 +16,7 @@ from hubtool.runtime.progress import Progress, format_count
 from tests.conftest import run_hubtool
 from tests.hub_fixtures import hf_home, hub, models, run_cli  # noqa: F401 - fixtures
 
-LINE = re.compile(r"^(\d\d):(\d\d):(\d\d) (?P<name>[^:]+): (?P<stage>[^,]+?) (?P<what>started|done in [\d.]+ s|"
+LINE = re.compile(r"^(\d\d):(\d\d):(\d\d) (?P<name>[^:]+): (?P<stage>.+?) (?P<what>started|done in [\d.]+ s|"
                   r"failed after [\d.]+ s|interrupted after [\d.]+ s|still running, \d+ s(, .*)?)$")
 
 
@@ -152,3 +152,23 @@ def test_push_command_shows_its_stage_and_no_hub_bars(models: Path, hub) -> None
     again = run_cli(*args)
     assert "is up to date" in again.stdout and "  unchanged   model.safetensors" in again.stdout
     assert [w for _, _, w in stage_lines(again.stderr)] == ["started", "done in"]
+
+
+@pytest.mark.slow
+def test_verify_and_bench_show_a_stage_per_worker(tiny_copy: Path, tmp_path: Path, verify_cache: Path) -> None:
+    """Not a terminal: one started/done pair per backend process, no control codes."""
+    env = {"HUBTOOL_CACHE": str(verify_cache)}
+    verified = run_hubtool("verify", "tiny-gpt2", "--out", str(tiny_copy.parent), "--backend", "eager,sdpa", env=env)
+    assert verified.returncode == 0, verified.stderr
+    assert "\x1b" not in verified.stderr and "\r" not in verified.stderr
+    assert stage_lines(verified.stderr) == [
+        ("tiny-gpt2", "verify reference (eager, float64, probe)", "started"),
+        ("tiny-gpt2", "verify reference (eager, float64, probe)", "done in"),
+        ("tiny-gpt2", "verify sdpa", "started"), ("tiny-gpt2", "verify sdpa", "done in")]
+    root = tiny_copy.parent
+    benched = run_hubtool("bench", "tiny-gpt2", "--backend", "eager", "--quick", "--out", str(root), env=env)
+    assert benched.returncode == 0, benched.stderr
+    assert "\x1b" not in benched.stderr
+    assert stage_lines(benched.stderr) == [("tiny-gpt2", "bench eager batch 1, process 1/1 [1/1]", "started"),
+                                           ("tiny-gpt2", "bench eager batch 1, process 1/1 [1/1]", "done in")]
+    assert re.search(r"^\d\d:\d\d:\d\d machine: .+, copy bandwidth [\d.]+ GB/s$", benched.stderr, re.M)
