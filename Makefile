@@ -88,7 +88,7 @@ order_note = @$(if $(and $(RANDOM_ORDER),$(if $(random_order),,x)),echo "note: p
 # The whole job on the bundled specs: build, verify, bench, cards, report, push to a local
 # staging hub and verify back from it. vLLM is used when installed (make vllm; make test does).
 demo: $(STAMP)
-	PYTHONUNBUFFERED=1 $(BIN)/python scripts/demo.py
+	PYTHONUNBUFFERED=1 PYTHONPATH=$(CURDIR)$${PYTHONPATH:+:$$PYTHONPATH} $(BIN)/python scripts/demo.py
 
 lint: $(STAMP)
 	$(BIN)/python -m compileall -q hubtool tests

@@ -139,9 +139,10 @@ def interrupt_build(root: Path, sig: int, name: str = INTERRUPTED_MODEL) -> None
     writes into a temp folder beside its target, and the first file appears there only after
     torch and transformers are imported and the weights initialised, seconds before the
     folder is complete. The temp folder itself appears before those imports, and a signal
-    landing inside the libraries' import code is the libraries' business: measured here, 2
-    of 30 such signals made CPython exit by SIGINT (-2) instead of 130, and the exit 0 that
-    issue #13 saw under load fits an interrupt swallowed there.
+    landing inside the libraries' import code is the libraries' business: measured here, 3
+    of 39 SIGINTs sent 0.4-3.5 s after the temp folder appeared made CPython exit by SIGINT
+    (-2) instead of 130, and the exit 0 that issue #13 saw under load fits an interrupt
+    swallowed there.
     """
     env = {**os.environ, "HUBTOOL_CONFIGS": str(CONFIGS)}
     proc = subprocess.Popen(
