@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 import hubtool.build.folder
-from tests.conftest import MODEL_PARAMS, SessionModels, _require_family, linked_copy
+from tests.conftest import MODEL_PARAMS, REFERENCE, SessionModels, _require_family, linked_copy
 
 
 def test_a_model_is_built_once_and_a_changed_folder_is_noticed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -43,10 +43,11 @@ def test_bigger_models_need_the_family_marker() -> None:
     with pytest.raises(pytest.fail.Exception, match="builds gpt2-100m: mark it @pytest.mark.family"):
         _require_family(unmarked, "gpt2-100m")
     assert [(p.values[0], [m.name for m in p.marks]) for p in MODEL_PARAMS] == [
-        ("tiny-gpt2", []), ("gpt2-25m", ["family"]), ("gpt2-50m", ["family"]), ("gpt2-100m", ["family"])]
+        ("tiny-gpt2", []), ("gpt2-5m", ["family"]), ("gpt2-25m", ["family"]), ("gpt2-50m", ["family"]),
+        ("gpt2-100m", ["family"])]
 
 
 def test_a_big_model_fixture_puts_the_test_in_the_family_lane(request: pytest.FixtureRequest, gpt2_25m_dir: Path) -> None:
     """No marker written here: conftest adds it, so -m "not family" deselects this test."""
     assert request.node.get_closest_marker("family") is not None
-    assert (gpt2_25m_dir / "model.safetensors").stat().st_size == 100_068_208
+    assert (gpt2_25m_dir / "model.safetensors").stat().st_size == REFERENCE["gpt2-25m"][5]
