@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import click
 
-from hubtool.spec.catalog import family_for, model_dir, resolve_targets
 from hubtool.cli.options import EXIT_CODES_HELP, all_option, echo_json, json_option, names_argument, out_option
 from hubtool.errors import UsageError
 from hubtool.runtime.progress import Progress, format_count
+from hubtool.spec.catalog import family_for, model_dir, resolve_targets
 
 
 def format_changes(changes) -> list[str]:

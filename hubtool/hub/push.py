@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hubtool.evidence.provenance import read_provenance
-from hubtool.runtime.environment import hubtool_version
 from hubtool.errors import ArtifactError, FoundWrong, HubError, display_path
+from hubtool.evidence.provenance import read_provenance
 from hubtool.hub.client import DEFAULT_ENDPOINT, describe_error, hub_exceptions, make_api, resolve_endpoint
 from hubtool.hub.pull import REPO_REF_RE
+from hubtool.runtime.environment import hubtool_version
 
 _TEMP_SUFFIXES = ("~", ".tmp", ".temp", ".part", ".partial", ".swp", ".lock", ".incomplete")
 

@@ -16,8 +16,8 @@ from starlette.routing import Route
 
 from hubtool.hub.server.access import Access
 from hubtool.hub.server.web import (
-    check_visible,
     base_url,
+    check_visible,
     endpoint,
     hub,
     in_thread,
@@ -29,7 +29,6 @@ from hubtool.hub.server.web import (
     require_user,
     take_revision,
     user_of,
-    visible_repo,
     writable_repo,
 )
 from hubtool.hub.store import Store, StoreError, check_namespace, check_repo_id, lfs_pointer

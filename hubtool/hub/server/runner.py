@@ -162,7 +162,7 @@ class StagingHub:
         except BaseException as exc:  # reported by start()
             self._failure = exc
 
-    def start(self) -> "StagingHub":
+    def start(self) -> StagingHub:
         """Serve in a background thread; returns once the server accepts requests."""
         logging.getLogger("uvicorn.error").addHandler(self._warnings)
         self._thread = threading.Thread(target=self._run, name="staging-hub", daemon=True)
@@ -199,7 +199,7 @@ class StagingHub:
         self._sock.close()
         self._lock.release()
 
-    def __enter__(self) -> "StagingHub":
+    def __enter__(self) -> StagingHub:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from hubtool.hub.store.blobs import FileEntry
 from hubtool.hub.store.names import COMMIT_RE, PR_REF_RE, StoreError
 from hubtool.hub.store.repos import DEFAULT_BRANCH, RepoStore, make_commit, now, revision_not_found
 
