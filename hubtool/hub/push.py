@@ -282,7 +282,7 @@ def verify_remote(api: Any, repo_id: str, commit_oid: str, folder: Path, operati
             raise HubError(f"{missing[0]} is missing from {repo_id} after the push (commit {commit_oid[:12]})")
         with ThreadPoolExecutor(max_workers=4) as pool:
             digests = dict(zip(sorted(operations), pool.map(lambda rel: remote_digest(rel, remote[rel]),
-                                                            sorted(operations))))
+                                                            sorted(operations)), strict=True))
     except hub_exceptions() as exc:
         raise fail(exc, commit_oid) from None
     for rel, (remote_size, remote_sha) in digests.items():

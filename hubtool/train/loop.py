@@ -133,7 +133,7 @@ def _load_checkpoint(path: Path) -> dict[str, Any]:
         raise TrainError(f"{display_path(path.parent.parent)}: no interrupted run to resume (no {CHECKPOINT_DIR}/)")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for truncated or foreign files
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for truncated or foreign files
         raise TrainError(f"{display_path(path)}: unreadable checkpoint ({exc.__class__.__name__})") from None
 
 

@@ -51,7 +51,8 @@ def file_json(entry: FileEntry) -> dict[str, Any]:
 
 def folder_json(path: str, files: dict[str, FileEntry]) -> dict[str, Any]:
     inside = sorted(f"{p}:{e.git_oid}" for p, e in files.items() if p.startswith(path + "/"))
-    return {"type": "directory", "oid": hashlib.sha1("\n".join(inside).encode()).hexdigest(), "size": 0, "path": path}
+    oid = hashlib.sha1("\n".join(inside).encode(), usedforsecurity=False).hexdigest()
+    return {"type": "directory", "oid": oid, "size": 0, "path": path}
 
 
 def snapshot(store: Store, *, repo_id: str, revision: str | None) -> tuple[str, dict[str, FileEntry], set[str]]:

@@ -159,7 +159,7 @@ class StagingHub:
     def _run(self) -> None:
         try:
             self.server.run(sockets=[self._sock])
-        except BaseException as exc:  # reported by start()
+        except BaseException as exc:  # noqa: BLE001 - the server thread's failure is kept and reported by start()
             self._failure = exc
 
     def start(self) -> StagingHub:

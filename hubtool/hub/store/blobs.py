@@ -30,7 +30,7 @@ LFS_SUFFIXES = (
 
 def git_blob_oid(data: bytes) -> str:
     """The git object id of a blob (what git and the Hub call a regular file's oid)."""
-    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+    return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
 
 
 def lfs_pointer(sha256: str, size: int) -> bytes:

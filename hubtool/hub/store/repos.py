@@ -332,6 +332,6 @@ def make_commit(*, parents: list[str], title: str, message: str, files: dict, da
     body = {"parents": parents, "title": title, "message": message, "date": date, "files": files}
     if author:
         body["author"] = author
-    body["id"] = hashlib.sha1(json.dumps(body, sort_keys=True).encode()).hexdigest()
+    body["id"] = hashlib.sha1(json.dumps(body, sort_keys=True).encode(), usedforsecurity=False).hexdigest()
     return body
 
