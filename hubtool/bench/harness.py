@@ -325,7 +325,8 @@ def comparisons(cells: list[Cell], *, seed: int) -> list[Comparison]:
                 if resolved:
                     faster, slower, ratio = (a.backend, b.backend, 1 / r["ratio"]) if r["ratio"] < 1 else (
                         b.backend, a.backend, r["ratio"])
-                    statement = f"{registry.label(faster)} is {ratio:.2f}x as fast as {registry.label(slower)} ({phase})"
+                    statement = (f"{registry.label(faster)} is {ratio:.2f}x as fast as {registry.label(slower)} "
+                                 f"({phase})")
                 else:
                     statement = (f"{registry.label(a.backend)} and {registry.label(b.backend)}: no difference resolved "
                                  f"({phase}; ratio {r['ratio']:.2f}, 95% CI [{lo:.2f}, {hi:.2f}])")
@@ -416,8 +417,8 @@ def bench_models(
             backend = registry.get(backend_name)
             runs[name, backend_name, size].append(_run_process(
                 name, run.folders[name], backend, size, settings=settings, isolate=isolate, round_=round_,
-                cores=cores, progress=progress, target=cell_target, position={"index": index, "total": total, "round": round_,
-                                                          "rounds": settings.processes}))
+                cores=cores, progress=progress, target=cell_target,
+                position={"index": index, "total": total, "round": round_, "rounds": settings.processes}))
 
     written: dict[str, Path] = {}
     for name, folder in run.folders.items():

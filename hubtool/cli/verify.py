@@ -80,7 +80,8 @@ def _source_line(report: Any) -> str | None:
               help="Comma-separated backends (default: every backend that verify runs; see `hubtool list --backends`).")
 @click.option("--new-tokens", type=click.IntRange(min=1), default=8, show_default=True,
               help="Greedy tokens generated per prompt and compared.")
-@click.option("--endpoint", default=None, metavar="URL", help="Hub endpoint for ORG/NAME targets (default: HF_ENDPOINT).")
+@click.option("--endpoint", default=None, metavar="URL",
+              help="Hub endpoint for ORG/NAME targets (default: HF_ENDPOINT).")
 @click.option("--offline", is_flag=True, default=None,
               help="Verify a repo's cached copy without contacting the hub (also: HF_HUB_OFFLINE=1).")
 @click.option("--allow-graph-breaks", "graph_breaks", type=click.IntRange(min=0), default=0, show_default=True,

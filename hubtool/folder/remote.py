@@ -59,7 +59,8 @@ def config_value(config: dict[str, Any], fact: str) -> Any:
     return None
 
 
-def _header_facts(files_metadata: dict[str, Any], sizes: dict[str, int | None]) -> tuple[dict[str, Any], list[str], dict]:
+def _header_facts(files_metadata: dict[str, Any],
+                  sizes: dict[str, int | None]) -> tuple[dict[str, Any], list[str], dict]:
     """Parameters, dtypes and bytes from parsed headers, checked with hubtool's own header rules."""
     tensors, problems = {}, []
     for filename, meta in sorted(files_metadata.items()):
@@ -151,9 +152,11 @@ def _read(api, url: str, repo_id: str, revision: str | None) -> RemoteRepo:
         meta = api.get_safetensors_metadata(repo_id, revision=commit)
     except NotASafetensorsRepoError:
         raise HubError(f"{repo_id}@{commit[:12]} at {url} has no safetensors weights (model{WEIGHT_SUFFIX} or "
-                       f"model{WEIGHT_SUFFIX}.index.json); only safetensors headers can be read without downloading") from None
+                       f"model{WEIGHT_SUFFIX}.index.json); only safetensors headers can be read without "
+                       "downloading") from None
     except SafetensorsParsingError as exc:
-        raise HubError(f"{repo_id}@{commit[:12]}: unreadable safetensors header: {' '.join(str(exc).split())[:200]}") from None
+        raise HubError(f"{repo_id}@{commit[:12]}: unreadable safetensors header: "
+                       f"{' '.join(str(exc).split())[:200]}") from None
     for name in meta.files_metadata:
         read[name] = "header only (HTTP range read)"
     if meta.sharded:

@@ -133,7 +133,8 @@ def describe_error(
             message = _server_message(response)
             if status == 401:
                 if token_sent:
-                    return HubError(f"{endpoint} rejected the token (401 Unauthorized); check HF_TOKEN or `hf auth login`")
+                    return HubError(f"{endpoint} rejected the token (401 Unauthorized); "
+                                    "check HF_TOKEN or `hf auth login`")
                 return HubError(f"{endpoint} requires a token (401 Unauthorized); set HF_TOKEN or run `hf auth login`")
             if status == 403:
                 return HubError(f"the token may not write to {repo} at {endpoint} (403 Forbidden)")

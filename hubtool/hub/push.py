@@ -100,7 +100,8 @@ def _same(local_op: Any, local_path: Path, remote: Any) -> bool:
     return remote.blob_id == git_hash(local_path.read_bytes())
 
 
-def plan_changes(folder: Path, files: list[Path], operations: dict[str, Any], remote: dict[str, Any]) -> list[FileChange]:
+def plan_changes(folder: Path, files: list[Path], operations: dict[str, Any],
+                 remote: dict[str, Any]) -> list[FileChange]:
     changes = []
     for path in files:
         rel = path.relative_to(folder).as_posix()

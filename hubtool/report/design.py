@@ -118,7 +118,8 @@ def design_confounding(
     family "can separate" depth from parameters when |rho| < ``threshold``.
     """
     rows = [
-        {"name": str(_field(m, "name")), "n_layer": int(_field(m, "n_layer")), "parameters": int(_field(m, "parameters"))}
+        {"name": str(_field(m, "name")), "n_layer": int(_field(m, "n_layer")),
+         "parameters": int(_field(m, "parameters"))}
         for m in models
     ]
     rows.sort(key=lambda r: (r["parameters"], r["name"]))
@@ -147,7 +148,8 @@ def design_confounding(
     return DesignConfounding(n, rho, p, method, used, threshold, separable, sentence, rows)
 
 
-def spearman_test(x: Sequence[float], y: Sequence[float], *, samples: int = DEFAULT_SAMPLES, seed: int = 0) -> dict[str, Any]:
+def spearman_test(x: Sequence[float], y: Sequence[float], *, samples: int = DEFAULT_SAMPLES,
+                  seed: int = 0) -> dict[str, Any]:
     """Spearman's rho with its n and permutation p-value, as a report row carries it."""
     rho = spearman(x, y) if len(x) >= 2 else None
     if rho is None:

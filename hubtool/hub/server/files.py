@@ -45,7 +45,8 @@ _CHUNK = 1 << 20
 def file_json(entry: FileEntry) -> dict[str, Any]:
     out: dict[str, Any] = {"type": "file", "oid": entry.git_oid, "size": entry.size, "path": entry.path}
     if entry.lfs:
-        out["lfs"] = {"oid": entry.sha256, "size": entry.size, "pointerSize": len(lfs_pointer(entry.sha256, entry.size))}
+        out["lfs"] = {"oid": entry.sha256, "size": entry.size,
+                      "pointerSize": len(lfs_pointer(entry.sha256, entry.size))}
     return out
 
 

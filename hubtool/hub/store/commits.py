@@ -105,7 +105,8 @@ class Store(RepoStore):
                 raise StoreError(400, "a pull request is opened against a branch")
             head = refs["branches"][name] if kind == "branch" else refs["prs"][name]
             if kind == "pr" and self._pull(refs, name)["status"] != "open":
-                raise StoreError(403, f"pull request #{name} is {self._pull(refs, name)['status']}; it takes no commits")
+                raise StoreError(403, f"pull request #{name} is {self._pull(refs, name)['status']}; "
+                                      "it takes no commits")
             base = head
             if parent_commit is not None:
                 if create_pr:

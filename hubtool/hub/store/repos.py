@@ -262,7 +262,8 @@ class RepoStore(DurableFiles):
         key = (repo_id, commit_id)
         cached = self._entries.get(key)
         if cached is None:
-            cached = {path: FileEntry.from_json(path, meta) for path, meta in self.commit(repo_id, commit_id)["files"].items()}
+            recorded = self.commit(repo_id, commit_id)["files"]
+            cached = {path: FileEntry.from_json(path, meta) for path, meta in recorded.items()}
             if len(self._entries) >= _COMMIT_CACHE:
                 self._entries.clear()
             self._entries[key] = cached
