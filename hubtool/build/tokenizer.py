@@ -52,7 +52,7 @@ def _bundled_payload(model_max_length: int, data_dir: Path | None = None) -> tup
     ``model_max_length`` is the model's n_positions: without it transformers says 1e30 and
     never truncates or warns at the model's real context.
     """
-    from transformers import GPT2TokenizerFast
+    from transformers import GPT2TokenizerFast  # type: ignore[attr-defined]  # a lazy alias transformers' stubs omit
 
     files = bundled_files(data_dir)
     vocab_bytes = files["encoder.json"].read_bytes()

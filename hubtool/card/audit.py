@@ -160,9 +160,9 @@ def extract_claims(text: str) -> list[Claim]:
         pair = _split_key_value(raw)
         claim = _claim_for_key(pair[0]) if pair else None
         backend = _backend_for_key(pair[0]) if pair and claim is None else None
-        if claim:
+        if pair and claim:
             claims.append(Claim(claim, pair[1].strip(), number, snippet))
-        elif backend and (_YES.match(pair[1]) or _NO.match(pair[1])):
+        elif pair and backend and (_YES.match(pair[1]) or _NO.match(pair[1])):
             claims.append(Claim(f"backend:{backend}", "yes" if _YES.match(pair[1]) else "no", number, snippet))
         else:
             for match in _PARAM_PROSE.finditer(raw):
@@ -243,7 +243,7 @@ def _check(claim: Claim, facts: dict[str, Any], backends: dict[str, Any] | None)
         works = status in ("passed", "partial")
         claim.status = "ok" if (stated == "yes") == works else "contradiction"
         if claim.status == "contradiction":
-            reason = f": {cell['reason']}" if cell.get("reason") else ""
+            reason = f": {cell['reason']}" if cell and cell.get("reason") else ""
             claim.detail = f"verification: {status}{reason}"
 
 

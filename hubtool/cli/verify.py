@@ -132,7 +132,9 @@ def verify_cmd(targets: tuple[str, ...], all_: bool, backends: str | None, new_t
 
     from hubtool.runtime.progress import Progress
 
-    rows, reports, worst = [], [], 0
+    rows: list[dict[str, Any]] = []
+    reports: list[dict[str, Any]] = []
+    worst = 0
     with Progress() as display:
         for target in names:
             report, path = verify_target(target, backends=backends, new_tokens=new_tokens, endpoint=endpoint,

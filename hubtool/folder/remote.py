@@ -52,7 +52,8 @@ class RemoteRepo:
 
 def config_value(config: dict[str, Any], fact: str) -> Any:
     """The first of ``fact``'s keys that config.json (or its text_config) sets."""
-    for scope in (config, config.get("text_config") if isinstance(config.get("text_config"), dict) else {}):
+    text_config = config.get("text_config")
+    for scope in (config, text_config if isinstance(text_config, dict) else {}):
         for key in CONFIG_KEYS[fact]:
             if scope.get(key) is not None:
                 return scope[key]
@@ -74,9 +75,10 @@ def _header_facts(files_metadata: dict[str, Any],
         raise HubError(f"the hub did not report the size of {', '.join(sorted(missing))}")
     dtypes = sorted({dtype_name(m.dtype) for m in tensors.values()})
     lm_head = tensors.get("lm_head.weight")
+    file_sizes = {name: size for name in sorted(files_metadata) if (size := sizes[name]) is not None}  # all known
     weights = {
-        "files": {name: sizes[name] for name in sorted(files_metadata)},
-        "bytes": sum(sizes[name] for name in files_metadata),
+        "files": file_sizes,
+        "bytes": sum(file_sizes.values()),
         "tensors": len(tensors),
         "parameters": sum(m.numel for m in tensors.values()),
         "dtypes": dtypes,

@@ -155,8 +155,9 @@ async def resolve(request: Request) -> Response:
         check_visible(store, user, repo_id)
         commit_id, files, _ = snapshot(store, repo_id=repo_id, revision=revision)
         entry = files.get(path)
-        small = entry is not None and whole and entry.size <= _IN_ONE_PIECE
-        return commit_id, entry, _read(store.blob_path(entry.sha256), 0, entry.size) if small else None
+        if entry is not None and whole and entry.size <= _IN_ONE_PIECE:  # small: its bytes come along
+            return commit_id, entry, _read(store.blob_path(entry.sha256), 0, entry.size)
+        return commit_id, entry, None
 
     commit_id, entry, data = await in_thread(lookup)
     if entry is None:

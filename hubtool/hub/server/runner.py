@@ -45,7 +45,7 @@ class HeadDeadlineH11Protocol(H11Protocol):
 
     _head_timer = None
 
-    def connection_made(self, transport) -> None:  # type: ignore[no-untyped-def]
+    def connection_made(self, transport) -> None:
         super().connection_made(transport)
         self._arm_head_deadline()
 
