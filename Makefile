@@ -2,6 +2,7 @@
 #
 #   make test-fast   the edit-test loop: tiny-gpt2 only, no vLLM, no bigger models (minutes)
 #   make test        everything, as CI (.ci/run) runs it, with vLLM's CPU build
+#   make lint        ruff (hubtool, tests, benchmarks, scripts) and mypy (hubtool), as CI runs them
 #   make demo        the whole job on the bundled specs
 #   make clean       artifacts and hubtool's caches (says how much it freed); distclean: + .venv
 #
@@ -34,7 +35,7 @@ PYTEST := PYTHONPATH=$(CURDIR)$${PYTHONPATH:+:$$PYTHONPATH} $(BIN)/python -m pyt
 # reports, the demo's staging hub and huggingface_hub home): what `make clean` removes.
 ARTIFACTS := $(or $(HUBTOOL_ARTIFACTS),artifacts)
 CACHE     := $(or $(HUBTOOL_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/hubtool)
-CLEANED   := $(ARTIFACTS) $(CACHE) .pytest_cache .hubtool-cache
+CLEANED   := $(ARTIFACTS) $(CACHE) .pytest_cache .hubtool-cache .mypy_cache .ruff_cache
 
 .PHONY: venv vllm test test-fast demo lint clean distclean
 
@@ -90,8 +91,15 @@ order_note = @$(if $(and $(RANDOM_ORDER),$(if $(random_order),,x)),echo "note: p
 demo: $(STAMP)
 	PYTHONUNBUFFERED=1 PYTHONPATH=$(CURDIR)$${PYTHONPATH:+:$$PYTHONPATH} $(BIN)/python scripts/demo.py
 
+# ruff and mypy read their settings from pyproject.toml. A noqa in hubtool/ names its codes and
+# says why after " - " (ruff's RUF100 already refuses one that suppresses nothing).
+LINTED := hubtool tests benchmarks scripts
 lint: $(STAMP)
-	$(BIN)/python -m compileall -q hubtool tests
+	@$(BIN)/python -c "import ruff, mypy" 2>/dev/null || { echo "$(VENV) lacks ruff or mypy (the dev extra: pip install -e '.[dev]')"; exit 1; }
+	$(BIN)/python -m ruff check $(LINTED)
+	$(BIN)/python -m mypy
+	@bad=$$(grep -rnE --include='*.py' '# noqa' hubtool | grep -vE '# noqa: [A-Z]+[0-9]+(, ?[A-Z]+[0-9]+)* - [^ ]'); \
+	if [ -n "$$bad" ]; then echo "$$bad"; echo "make lint: write a noqa in hubtool/ as '# noqa: CODE - why'"; exit 1; fi
 
 # Never the venv (distclean), never a path that is empty, / or the home folder itself.
 clean:

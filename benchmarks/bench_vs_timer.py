@@ -128,7 +128,7 @@ def main() -> int:
         ok &= abs(ratio - 1) <= 0.05
         print(f"  {phase:8} hubtool {med[phase]:.4f} {unit}  Timer {med[f'{phase}_timer']:.4f}  "
               f"ratio {ratio:.4f} ({ratio - 1:+.2%}; target within 5%)  "
-              f"rounds: {', '.join(f'{a:.3f}/{b:.3f}' for a, b in zip(rounds[phase], rounds[f'{phase}_timer']))}")
+              f"rounds: {', '.join(f'{a:.3f}/{b:.3f}' for a, b in zip(rounds[phase], rounds[f'{phase}_timer'], strict=True))}")
 
     tiny = hubtool_phase(models["tiny-gpt2"], "decode", prompt_len=args.prompt_len, new_tokens=args.new_tokens,
                          warmup=3, repeats=args.repeats)

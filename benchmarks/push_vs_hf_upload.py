@@ -44,8 +44,8 @@ def main() -> None:
     args = parser.parse_args()
 
     from hubtool.build.folder import build_model
-    from hubtool.spec.catalog import resolve_spec
     from hubtool.runtime.fingerprint import fingerprint
+    from hubtool.spec.catalog import resolve_spec
 
     work = Path(tempfile.mkdtemp(prefix="hubtool-bench-"))
     try:

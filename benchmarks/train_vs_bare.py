@@ -22,6 +22,7 @@ import statistics
 import sys
 import tempfile
 import time
+from itertools import pairwise
 from pathlib import Path
 
 import torch
@@ -29,15 +30,15 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from transformers.utils import logging as hf_logging
 
 from hubtool.build.folder import build_model
+from hubtool.runtime.fingerprint import fingerprint
 from hubtool.spec.catalog import resolve_spec
 from hubtool.train.corpus import load_corpus, pack
-from hubtool.runtime.fingerprint import fingerprint
 from hubtool.train.loop import DEFAULTS, train_model
 
 
 def step_times(stamps: list[float], *, warmup: int) -> list[float]:
     """Durations of the steps after the warmup ones (stamps[i] = end of step i+1)."""
-    return [b - a for a, b in zip(stamps[warmup - 1 :], stamps[warmup:])]
+    return [b - a for a, b in pairwise(stamps[warmup - 1 :])]
 
 
 def hubtool_arm(folder: Path, *, steps: int, batch_size: int, seq_len: int, lr: float) -> list[float]:

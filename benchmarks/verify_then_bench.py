@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from timing import timed  # noqa: E402
+from timing import timed
 
 HUBTOOL = [sys.executable, "-m", "hubtool"]
 

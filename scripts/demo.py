@@ -126,14 +126,15 @@ def summary(models: list[str], root: Path, commits: dict[str, str]) -> str:
             commits.get(name, "-")[:12],
         ])
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in [header, *rows])
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in [header, *rows])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="*", default=None, help="default: every spec")
     parser.add_argument("--out", default="artifacts", help="artifacts root (default: artifacts)")
-    parser.add_argument("--pull", nargs="*", default=None, help=f"repos to verify back (default: {', '.join(DEFAULT_PULLED)})")
+    parser.add_argument("--pull", nargs="*", default=None,
+                        help=f"repos to verify back (default: {', '.join(DEFAULT_PULLED)})")
     args = parser.parse_args()
 
     root = Path(args.out).resolve()

@@ -10,7 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from hubtool.backends import attention, compile as compiled
+from hubtool.backends import attention
+from hubtool.backends import compile as compiled
 from hubtool.backends.registry import Backend
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from itertools import pairwise
 
 import pytest
 
@@ -47,7 +48,7 @@ class SleepyRunner:
             time.sleep(0.002)
             stamps.append(clock.host_now())
         return Generated(tokens=self.new_tokens, ttft_ms=stamps[0] - start,
-                         itl_ms=[b - a for a, b in zip(stamps, stamps[1:])])
+                         itl_ms=[b - a for a, b in pairwise(stamps)])
 
 
 def test_decode_excludes_prefill_and_times_each_step():

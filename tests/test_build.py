@@ -9,16 +9,15 @@ from pathlib import Path
 import pytest
 
 from hubtool.build.folder import build_model
+from hubtool.build.tokenizer import BUNDLED_SHA256, bundled_files
+from hubtool.errors import TokenizerError
 from hubtool.evidence.provenance import read_provenance as _read_provenance
+from hubtool.folder.hashing import sha256_file
 from hubtool.folder.names import PROVENANCE_FILE
 from hubtool.folder.safetensors import tensor_digests as safetensors_digests
 from hubtool.spec.catalog import resolve_spec
-from hubtool.errors import TokenizerError
 from hubtool.spec.model import load_spec
-from hubtool.build.tokenizer import BUNDLED_SHA256, bundled_files
-from hubtool.folder.hashing import sha256_file
 from tests.conftest import CONFIGS, MODEL_PARAMS, REFERENCE, run_hubtool
-
 
 
 def read_provenance(folder):

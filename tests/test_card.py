@@ -289,7 +289,7 @@ def test_every_fabricated_number_is_caught(tiny: Path, what: str, edit) -> None:
     (tiny / "tiny-gpt2" / "README.md").write_text(forged)
     audit = audit_card(tiny / "tiny-gpt2")
     assert audit["status"] == "failed", what
-    (changed,) = [i + 1 for i, (a, b) in enumerate(zip(text.splitlines(), forged.splitlines())) if a != b]
+    (changed,) = [i + 1 for i, (a, b) in enumerate(zip(text.splitlines(), forged.splitlines(), strict=True)) if a != b]
     assert [d["line"] for d in audit["recheck"]["lines"]] == [changed]
     assert any(line.startswith(f"README.md:{changed}: ") for line in contradiction_lines(audit))
 

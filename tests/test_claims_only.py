@@ -93,7 +93,7 @@ def tiny(built_root: Path) -> Path:
     return built_root / "tiny-gpt2"
 
 
-def test_false_card_is_caught_without_downloading_weights(gpt2_100m: Path, hub, tmp_path: Path) -> None:  # noqa: F811
+def test_false_card_is_caught_without_downloading_weights(gpt2_100m: Path, hub, tmp_path: Path) -> None:
     folder = tmp_path / "gpt2-100m"
     shutil.copytree(gpt2_100m, folder, copy_function=os.link)
     (folder / "README.md").write_text(FALSE_CARD)
@@ -138,7 +138,7 @@ def test_false_card_is_caught_without_downloading_weights(gpt2_100m: Path, hub, 
     assert done.stdout.startswith(f"{where}: card audit failed: 6 of 9 checked claims contradict the files; ")
 
 
-def test_sharded_checkpoint(tiny: Path, hub, tmp_path: Path) -> None:  # noqa: F811
+def test_sharded_checkpoint(tiny: Path, hub, tmp_path: Path) -> None:
     from transformers import AutoModelForCausalLM
 
     folder = tmp_path / "sharded"
@@ -166,7 +166,7 @@ def test_sharded_checkpoint(tiny: Path, hub, tmp_path: Path) -> None:  # noqa: F
     assert report["status"] == "failed" and report["claims"]["contradictions"] == 1
 
 
-def test_another_architecture_through_generic_config_keys(hub, tmp_path: Path) -> None:  # noqa: F811
+def test_another_architecture_through_generic_config_keys(hub, tmp_path: Path) -> None:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -194,7 +194,7 @@ def test_another_architecture_through_generic_config_keys(hub, tmp_path: Path) -
                         "vocab_size": "ok", "n_head": "ok", "n_inner": "ok", "precision": "ok"}
 
 
-def test_errors_are_one_line(hub, tmp_path: Path) -> None:  # noqa: F811
+def test_errors_are_one_line(hub, tmp_path: Path) -> None:
     runner = CliRunner()
     missing = runner.invoke(cli, ["verify", "nobody/nothing", "--claims-only", "--endpoint", hub.url])
     assert missing.exit_code == 3

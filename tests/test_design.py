@@ -70,7 +70,7 @@ def test_large_families_are_sampled_with_a_seed() -> None:
     assert p1 == p2 and used == 2_000 and method == "sampled (2,000 orderings, seed 7)"
     # rho = 1 at n = 10: a random ordering reaches it with probability 2 / 10!, so hits are 0.
     assert p1 == pytest.approx(1 / 2_001)
-    result = design_confounding([{"name": str(i), "n_layer": d, "parameters": q} for i, (d, q) in enumerate(zip(depth, params))],
+    result = design_confounding([{"name": str(i), "n_layer": d, "parameters": q} for i, (d, q) in enumerate(zip(depth, params, strict=True))],
                                 samples=2_000)
     assert result.rho == pytest.approx(1.0) and result.separable is False
 

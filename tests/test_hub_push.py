@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from huggingface_hub import HfApi, snapshot_download
 
 from hubtool.cli.main import cli
-from hubtool.errors import ArtifactError, HubError
+from hubtool.errors import HubError
 from hubtool.hub.pull import pull_repo
 from hubtool.hub.push import push_model, repo_files
 from tests.conftest import REFERENCE

@@ -106,7 +106,7 @@ def test_bad_license_and_real_process_errors(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_init_build_card_push_under_the_new_namespace(tmp_path: Path, hub, monkeypatch) -> None:  # noqa: F811
+def test_init_build_card_push_under_the_new_namespace(tmp_path: Path, hub, monkeypatch) -> None:
     from huggingface_hub import HfApi, hf_hub_download
 
     folder = tmp_path / "family"

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from hubtool.spec.catalog import resolve_spec, resolve_targets, spec_names, spec_path
 from hubtool.errors import SpecError, UsageError
-from hubtool.spec.family import load_family
 from hubtool.folder.safetensors import file_size as safetensors_file_size
+from hubtool.spec.catalog import resolve_spec, resolve_targets, spec_names, spec_path
+from hubtool.spec.family import load_family
 from hubtool.spec.model import load_spec
 from tests.conftest import ALL_NAMES, CONFIGS, REFERENCE
 

@@ -7,14 +7,13 @@ import math
 import numpy as np
 import pytest
 
-from hubtool.report.design import spearman
-
 from hubtool.bench.stats import (
     bootstrap_median_ci,
     count_outliers,
     ratio_of_medians,
     summarize,
 )
+from hubtool.report.design import spearman
 
 
 def test_summary_of_known_values():

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from hubtool.evidence.provenance import read_provenance as _read_provenance
-from hubtool.folder.safetensors import tensor_digests as safetensors_digests
 from hubtool.cli.main import cli
+from hubtool.evidence.provenance import read_provenance as _read_provenance
 from hubtool.folder.hashing import sha256_file
+from hubtool.folder.safetensors import tensor_digests as safetensors_digests
 from hubtool.train.loop import CHECKPOINT_DIR, CHECKPOINT_FILE, train_model
 
 
@@ -188,7 +188,7 @@ def test_two_processes_match_one(tiny_dir: Path, tmp_path: Path) -> None:
     assert read_provenance(double)["training"]["processes"] == 2
 
     one, two = (json.loads((f / "train_loss.json").read_text())["loss"] for f in (single, double))
-    assert max(abs(a - b) for a, b in zip(one, two)) < 1e-4
+    assert max(abs(a - b) for a, b in zip(one, two, strict=True)) < 1e-4
     start, w1, w2 = (load_file(f / "model.safetensors") for f in (tiny_dir, single, double))
     assert w1.keys() == w2.keys()
     assert max((w1[k] - w2[k]).abs().max().item() for k in w1) < 5e-4

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 
 @dataclass
@@ -38,14 +38,15 @@ def load(folder: Path, *, device: str = "cpu", dtype: str = "float32", attn_impl
 
     hf_logging.disable_progress_bar()
     start = time.perf_counter()
-    model, loading = AutoModelForCausalLM.from_pretrained(
+    # output_loading_info=True makes it return (model, loading info); its annotation names the model only.
+    model, loading = cast(tuple[Any, dict[str, Any]], AutoModelForCausalLM.from_pretrained(
         str(folder),
         attn_implementation=attn_implementation,
         dtype=getattr(torch, dtype),
         trust_remote_code=False,
         local_files_only=True,
         output_loading_info=True,
-    )
+    ))
     model = model.to(device).eval()
     info = {
         "attn_implementation": attn_implementation,

@@ -133,7 +133,8 @@ def _vllm(declaration, folder: Path, *, device: str, common: dict[str, Any], war
     started = time.perf_counter()
     try:
         with vllm_backend.refusals(head_dim=head_dim, dtype=config.get("dtype")):
-            llm = vllm_backend.load(folder, device=device, max_model_len=common["prompt_len"] + common["new_tokens"] + 8,
+            llm = vllm_backend.load(folder, device=device,
+                                    max_model_len=common["prompt_len"] + common["new_tokens"] + 8,
                                     seed=common["seed"], **declaration.options)
             runner = VllmRunner(llm, **common)
             runner.prefill()  # vLLM refuses some shapes only at their first forward, not at load

@@ -274,7 +274,7 @@ def build_cell(backend: Backend, batch_size: int, runs: list[ProcessRun], *, par
         groups = [r.phases[phase].samples for r in ok]
         phases[phase] = Stats(**summarize_processes(groups, unit=UNITS[phase], seed=seed + i))
     update["phases"] = phases
-    median = {p: phases[p].median for p in phases if phases[p] is not None}
+    median = {p: s.median for p, s in phases.items() if s is not None}
     update["tokens_per_s"] = {
         "prefill": batch_size * settings.prompt_len / (median["prefill"] / 1e3),
         "decode": batch_size / (median["decode"] / 1e3),
@@ -325,7 +325,8 @@ def comparisons(cells: list[Cell], *, seed: int) -> list[Comparison]:
                 if resolved:
                     faster, slower, ratio = (a.backend, b.backend, 1 / r["ratio"]) if r["ratio"] < 1 else (
                         b.backend, a.backend, r["ratio"])
-                    statement = f"{registry.label(faster)} is {ratio:.2f}x as fast as {registry.label(slower)} ({phase})"
+                    statement = (f"{registry.label(faster)} is {ratio:.2f}x as fast as {registry.label(slower)} "
+                                 f"({phase})")
                 else:
                     statement = (f"{registry.label(a.backend)} and {registry.label(b.backend)}: no difference resolved "
                                  f"({phase}; ratio {r['ratio']:.2f}, 95% CI [{lo:.2f}, {hi:.2f}])")
@@ -373,7 +374,7 @@ def bench_models(
         raise UsageError("--device cuda: no CUDA device is visible")
     run = Models(dict(models))
     cache = cache or cache_root()
-    isolate = {"cache_dir": compile_cache(cache), "threads": settings.threads}
+    isolate: dict[str, Any] = {"cache_dir": compile_cache(cache), "threads": settings.threads}
     probe = run_isolated("hubtool.bench.machine:probe_machine", {"device": settings.device}, timeout=300, **isolate)
     if probe.status != "ok":
         raise ArtifactError(f"measuring the machine failed ({probe.status}): {probe.cause or probe.stderr_tail}")
@@ -395,10 +396,10 @@ def bench_models(
     gates: dict[tuple[str, str], Cell | None] = {}
     parity: dict[tuple[str, str], str | None] = {}
     for name, folder in run.folders.items():
-        report = parity_gate(folder, run.identities[name], backends, verify=run_verify if verify else None)
+        verification = parity_gate(folder, run.identities[name], backends, verify=run_verify if verify else None)
         for backend in backends:
-            gates[name, backend.name] = _gate(backend, report, settings)
-            verdict = report.backends.get(backend.parity_backend) if report else None
+            gates[name, backend.name] = _gate(backend, verification, settings)
+            verdict = verification.backends.get(backend.parity_backend) if verification else None
             parity[name, backend.name] = verdict.status if verdict else None
 
     keys = [(name, b.name, size) for name in run.folders for b in backends for size in settings.batch_sizes
@@ -416,8 +417,8 @@ def bench_models(
             backend = registry.get(backend_name)
             runs[name, backend_name, size].append(_run_process(
                 name, run.folders[name], backend, size, settings=settings, isolate=isolate, round_=round_,
-                cores=cores, progress=progress, target=cell_target, position={"index": index, "total": total, "round": round_,
-                                                          "rounds": settings.processes}))
+                cores=cores, progress=progress, target=cell_target,
+                position={"index": index, "total": total, "round": round_, "rounds": settings.processes}))
 
     written: dict[str, Path] = {}
     for name, folder in run.folders.items():

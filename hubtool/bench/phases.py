@@ -94,7 +94,7 @@ def measure_phase(runner: Runner, phase: str, *, warmup: int, rule: StopRule, cl
         record["warmup_attempts"] += 1
         try:
             ms, _, _ = attempt()
-        except Exception as exc:  # the warmup failing is the phase failing: nothing was timed
+        except Exception as exc:  # noqa: BLE001 - a failing warmup is recorded as the phase failing, nothing was timed
             record["warmup_failed"] = True
             record["errors"].append(f"warmup: {_error(exc)}")
             record["stopped_by"] = "failure"
@@ -114,7 +114,7 @@ def measure_phase(runner: Runner, phase: str, *, warmup: int, rule: StopRule, cl
             record["attempts"] += 1
             try:
                 ms, tokens, by_product = attempt()
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - a failed call is counted and its error recorded
                 record["failures"] += 1
                 if len(record["errors"]) < MAX_ERRORS_KEPT:
                     record["errors"].append(_error(exc))

@@ -69,7 +69,7 @@ class TorchRunner:
         self.attention_mask = torch.ones_like(self.ids)
         self.static_cache = static_cache
         self.mark_cudagraph_steps = mark_cudagraph_steps
-        self._cache = None
+        self._cache: Any = None  # a transformers StaticCache once made
         self._eos = model.config.eos_token_id
 
     def _fresh_cache(self):

@@ -79,7 +79,7 @@ def summarize(samples: Sequence[float], *, unit: str, seed: int = 0) -> dict[str
 def ratio_of_medians(
     numerator: Sequence[float], denominator: Sequence[float], *, seed: int = 0,
     resamples: int = BOOTSTRAP_RESAMPLES, level: float = CI_LEVEL,
-) -> dict[str, float]:
+) -> dict[str, Any]:
     """A speedup as median(numerator) / median(denominator) with a bootstrap CI.
 
     The two sample sets are resampled independently (they come from different runs),

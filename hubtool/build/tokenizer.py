@@ -52,7 +52,7 @@ def _bundled_payload(model_max_length: int, data_dir: Path | None = None) -> tup
     ``model_max_length`` is the model's n_positions: without it transformers says 1e30 and
     never truncates or warns at the model's real context.
     """
-    from transformers import GPT2TokenizerFast
+    from transformers import GPT2TokenizerFast  # type: ignore[attr-defined]  # a lazy alias transformers' stubs omit
 
     files = bundled_files(data_dir)
     vocab_bytes = files["encoder.json"].read_bytes()
@@ -83,7 +83,7 @@ def _from_folder(folder: Path, dest: Path, *, vocab_size: int, model_max_length:
         raise TokenizerError(f"tokenizer folder {folder} does not exist")
     try:
         tok = AutoTokenizer.from_pretrained(str(folder), trust_remote_code=False)
-    except Exception as exc:  # transformers raises many types for unreadable folders
+    except Exception as exc:  # noqa: BLE001 - transformers raises many types for unreadable folders
         raise TokenizerError(f"cannot load a tokenizer from {folder}: {exc}") from None
     if len(tok) > vocab_size:
         raise TokenizerError(f"tokenizer from {folder} has {len(tok)} tokens, more than vocab_size {vocab_size}")

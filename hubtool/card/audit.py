@@ -160,15 +160,16 @@ def extract_claims(text: str) -> list[Claim]:
         pair = _split_key_value(raw)
         claim = _claim_for_key(pair[0]) if pair else None
         backend = _backend_for_key(pair[0]) if pair and claim is None else None
-        if claim:
+        if pair and claim:
             claims.append(Claim(claim, pair[1].strip(), number, snippet))
-        elif backend and (_YES.match(pair[1]) or _NO.match(pair[1])):
+        elif pair and backend and (_YES.match(pair[1]) or _NO.match(pair[1])):
             claims.append(Claim(f"backend:{backend}", "yes" if _YES.match(pair[1]) else "no", number, snippet))
         else:
             for match in _PARAM_PROSE.finditer(raw):
                 claims.append(Claim("parameters", match.group(0), number, snippet))
             for match in _PROSE_SUPPORT.finditer(raw):
-                what = "compile" if match.group("what").lower() in ("torch.compile", "inductor") else match.group("what").lower()
+                what = match.group("what").lower()
+                what = "compile" if what in ("torch.compile", "inductor") else what
                 claims.append(Claim(f"backend:{what}", "no" if match.group("neg") else "yes", number, snippet))
         if _TRAINED_NO.search(raw):
             claims.append(Claim("trained", "no", number, snippet))
@@ -186,7 +187,8 @@ def _check(claim: Claim, facts: dict[str, Any], backends: dict[str, Any] | None)
             claim.detail = "no number found"
             return
         ok = _check_count(match.group(1), match.group(2), facts["parameters"])
-        claim.status, claim.detail = ("ok", "") if ok else ("contradiction", f"measured {facts['parameters']:,} parameters")
+        claim.status, claim.detail = (
+            ("ok", "") if ok else ("contradiction", f"measured {facts['parameters']:,} parameters"))
     elif name in ("n_layer", "n_embd", "n_head", "n_inner", "n_positions", "vocab_size"):
         claim.measured = facts[name]
         match = re.search(_NUMBER, stated)
@@ -213,9 +215,11 @@ def _check(claim: Claim, facts: dict[str, Any], backends: dict[str, Any] | None)
             claim.detail = "no size with a unit found"
             return
         unit = _UNIT[match.group(2).lower()]
-        ok = _sig_round_matches(match.group(1), actual / unit) if unit > 1 else int(match.group(1).replace(",", "")) == actual
+        ok = (_sig_round_matches(match.group(1), actual / unit) if unit > 1
+              else int(match.group(1).replace(",", "")) == actual)
         claim.status = "ok" if ok else "contradiction"
-        claim.detail = "" if ok else f"the weight files are {actual:,} bytes ({actual / 1e6:,.2f} MB, {actual / 2**20:,.2f} MiB)"
+        claim.detail = "" if ok else (f"the weight files are {actual:,} bytes "
+                                      f"({actual / 1e6:,.2f} MB, {actual / 2**20:,.2f} MiB)")
     elif name == "trained":
         if facts.get("trained") is None:  # not known without reading the weights (a claims-only audit)
             claim.detail = "not checked: the weights were not read"
@@ -239,7 +243,7 @@ def _check(claim: Claim, facts: dict[str, Any], backends: dict[str, Any] | None)
         works = status in ("passed", "partial")
         claim.status = "ok" if (stated == "yes") == works else "contradiction"
         if claim.status == "contradiction":
-            reason = f": {cell['reason']}" if cell.get("reason") else ""
+            reason = f": {cell['reason']}" if cell and cell.get("reason") else ""
             claim.detail = f"verification: {status}{reason}"
 
 
@@ -338,6 +342,8 @@ def contradiction_lines(audit: dict[str, Any]) -> list[str]:
     again = audit.get("recheck") or {}
     lines += list(again.get("problems", []))
     for d in again.get("lines", []):
-        wanted = f"the evidence renders '{d['evidence']}'" if d["evidence"] is not None else "the evidence renders no such line"
-        lines.append(f"{audit['file']}:{d['line']}: '{d['card'][:120]}' is not what the measurements show; {wanted[:160]}")
+        wanted = (f"the evidence renders '{d['evidence']}'" if d["evidence"] is not None
+                  else "the evidence renders no such line")
+        lines.append(f"{audit['file']}:{d['line']}: '{d['card'][:120]}' is not what the measurements show; "
+                     f"{wanted[:160]}")
     return lines

@@ -17,6 +17,7 @@ from hubtool.backends import registry
 from hubtool.bench.harness import load_benchmarks
 from hubtool.card.prose import statements
 from hubtool.errors import ArtifactError
+from hubtool.evidence.base import R
 from hubtool.evidence.benchmark import Benchmark
 from hubtool.evidence.card import CardMeasurements, StaleNote, TemplateRef
 from hubtool.evidence.provenance import read_provenance
@@ -126,7 +127,7 @@ def _family_rows(spec: ModelSpec, artifacts: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def _load(kind: type, path: Path, stale: list[StaleNote], *, section: str, command: str):
+def _load(kind: type[R], path: Path, stale: list[StaleNote], *, section: str, command: str) -> R | None:
     try:
         return kind.load(path)
     except ArtifactError as exc:

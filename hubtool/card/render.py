@@ -100,7 +100,8 @@ def render_body(template: Path, m: CardMeasurements) -> str:
         where = f" (line {line})" if line else ""
         raise TemplateError(f"{display_path(template)}{where}: missing value: {exc.message}") from None
     except JinjaError as exc:
-        where = f" (line {exc.lineno})" if getattr(exc, "lineno", None) else ""
+        lineno = getattr(exc, "lineno", None)  # TemplateSyntaxError has one; other Jinja errors do not
+        where = f" (line {lineno})" if lineno else ""
         raise TemplateError(f"{display_path(template)}{where}: {exc.message}") from None
 
 

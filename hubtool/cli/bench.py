@@ -40,8 +40,8 @@ class _BenchDisplay:
         elif event == "start":
             key = (data["model"], data["backend"], data["batch"], data["round"])
             self.open[key] = self.display.stage(
-                data["model"], f"bench {data['backend']} batch {data['batch']}, process {data['round']}/{data['rounds']}"
-                f" [{data['index']}/{data['total']}]")
+                data["model"], f"bench {data['backend']} batch {data['batch']}, "
+                f"process {data['round']}/{data['rounds']} [{data['index']}/{data['total']}]")
             _follow(self.open[key], data["progress_path"])
         elif event == "done":
             run = data["run"]
@@ -80,7 +80,8 @@ def _follow(stage: Any, progress_path: Path) -> None:
 @names_argument
 @all_option
 @click.option("--backend", "backend_list", default=None, metavar="LIST",
-              help="Comma-separated backends (default: every backend bench runs on the device; --quick: the quick ones).")
+              help="Comma-separated backends (default: every backend bench runs on the device; "
+                   "--quick: the quick ones).")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
 @click.option("--prompt-len", type=int, default=None, help="Prompt tokens (default 32).")
 @click.option("--new-tokens", type=int, default=None, help="Tokens to generate (default 64; --quick 16).")

@@ -7,10 +7,10 @@ from pathlib import Path
 import click
 
 from hubtool.build.folder import build_model, check_output_root, needs_build
-from hubtool.spec.catalog import artifacts_root, resolve_targets
 from hubtool.cli.options import EXIT_CODES_HELP, all_option, echo_json, json_option, names_argument, out_option
 from hubtool.errors import display_path
 from hubtool.runtime.progress import Progress
+from hubtool.spec.catalog import artifacts_root, resolve_targets
 
 
 @click.command("build", epilog=EXIT_CODES_HELP)

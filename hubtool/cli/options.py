@@ -47,6 +47,7 @@ def format_table(rows: list[dict], columns: list[tuple[str, str]]) -> str:
     numeric = [all(isinstance(r[key], (int, float)) for r in rows) for key, _ in columns]
 
     def line(values: list[str]) -> str:
-        return "  ".join(v.rjust(w) if n else v.ljust(w) for v, w, n in zip(values, widths, numeric, strict=True)).rstrip()
+        padded = (v.rjust(w) if n else v.ljust(w) for v, w, n in zip(values, widths, numeric, strict=True))
+        return "  ".join(padded).rstrip()
 
     return "\n".join([line([h for _, h in columns]), *(line(c) for c in cells)])

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Any
 
 import click
 
-from hubtool.spec.catalog import family_for, model_dir, resolve_targets
 from hubtool.cli.options import EXIT_CODES_HELP, all_option, echo_json, json_option, names_argument, out_option
 from hubtool.errors import UsageError
 from hubtool.runtime.progress import Progress, format_count
+from hubtool.spec.catalog import family_for, model_dir, resolve_targets
 
 
 def format_changes(changes) -> list[str]:
@@ -82,9 +83,10 @@ def push_cmd(names: tuple[str, ...], all_: bool, repo_id: str | None, namespace:
                 raise ArtifactError(f"{display_path(folder)} does not exist; run `hubtool build {spec.name}` first")
             if not force:  # refused with its one-line error before anything starts
                 check_card(folder, name=spec.name, repo_id=target)
-            push = dict(repo_id=target, endpoint=endpoint, private=private, revision=revision, create_pr=create_pr,
-                        commit_message=commit_message, dry_run=dry_run, force=True,  # the card was checked above
-                        tag=tag)
+            push: dict[str, Any] = dict(
+                repo_id=target, endpoint=endpoint, private=private, revision=revision, create_pr=create_pr,
+                commit_message=commit_message, dry_run=dry_run, force=True,  # the card was checked above
+                tag=tag)
             if dry_run:
                 result = push_model(folder, **push)
             else:

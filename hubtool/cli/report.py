@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -40,8 +41,10 @@ def report_cmd(names: tuple[str, ...], all_: bool, out: Path | None, as_json: bo
         echo_json(result.data)
         return
     click.echo(f"design: {result.data['design']['sentence']}")
+    def rho(t: dict[str, Any]) -> str:
+        return "-" if t["rho"] is None else f"{t['rho']:+.2f} (p {t['p_value']:.2f})"
+
     for c in result.data["spearman"]:
-        rho = lambda t: "-" if t["rho"] is None else f"{t['rho']:+.2f} (p {t['p_value']:.2f})"  # noqa: E731
         click.echo(f"{c['machine']} {c['backend']} batch {c['batch_size']}: decode Spearman with n_layer "
                    f"{rho(c['n_layer'])}, with parameters {rho(c['parameters'])} ({len(c['models'])} models)")
     for path in result.paths.values():

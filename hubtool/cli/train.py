@@ -6,10 +6,10 @@ from pathlib import Path
 
 import click
 
-from hubtool.spec.catalog import built_folder
 from hubtool.cli.options import EXIT_CODES_HELP, echo_json, json_option, out_option
 from hubtool.errors import display_path
 from hubtool.runtime.progress import Progress
+from hubtool.spec.catalog import built_folder
 from hubtool.train.loop import DEFAULTS, TrainProgress, train_model
 
 

@@ -80,7 +80,8 @@ def _source_line(report: Any) -> str | None:
               help="Comma-separated backends (default: every backend that verify runs; see `hubtool list --backends`).")
 @click.option("--new-tokens", type=click.IntRange(min=1), default=8, show_default=True,
               help="Greedy tokens generated per prompt and compared.")
-@click.option("--endpoint", default=None, metavar="URL", help="Hub endpoint for ORG/NAME targets (default: HF_ENDPOINT).")
+@click.option("--endpoint", default=None, metavar="URL",
+              help="Hub endpoint for ORG/NAME targets (default: HF_ENDPOINT).")
 @click.option("--offline", is_flag=True, default=None,
               help="Verify a repo's cached copy without contacting the hub (also: HF_HUB_OFFLINE=1).")
 @click.option("--allow-graph-breaks", "graph_breaks", type=click.IntRange(min=0), default=0, show_default=True,
@@ -131,7 +132,9 @@ def verify_cmd(targets: tuple[str, ...], all_: bool, backends: str | None, new_t
 
     from hubtool.runtime.progress import Progress
 
-    rows, reports, worst = [], [], 0
+    rows: list[dict[str, Any]] = []
+    reports: list[dict[str, Any]] = []
+    worst = 0
     with Progress() as display:
         for target in names:
             report, path = verify_target(target, backends=backends, new_tokens=new_tokens, endpoint=endpoint,

@@ -29,7 +29,9 @@ class Record(Strict):
 
     SCHEMA: ClassVar[str]
     REMEDY: ClassVar[str] = ""  # the command that writes a fresh one, for error messages
-    schema_: str = Field(alias="schema")
+    # Filled from SCHEMA by __init__ (from_dict checks it before validating). The default keeps it
+    # optional in the __init__ that pydantic's mypy plugin writes for each subclass.
+    schema_: str = Field(default="", alias="schema")
 
     def __init__(self, **data: Any) -> None:
         data.setdefault("schema", self.SCHEMA)

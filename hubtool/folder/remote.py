@@ -52,14 +52,16 @@ class RemoteRepo:
 
 def config_value(config: dict[str, Any], fact: str) -> Any:
     """The first of ``fact``'s keys that config.json (or its text_config) sets."""
-    for scope in (config, config.get("text_config") if isinstance(config.get("text_config"), dict) else {}):
+    text_config = config.get("text_config")
+    for scope in (config, text_config if isinstance(text_config, dict) else {}):
         for key in CONFIG_KEYS[fact]:
             if scope.get(key) is not None:
                 return scope[key]
     return None
 
 
-def _header_facts(files_metadata: dict[str, Any], sizes: dict[str, int | None]) -> tuple[dict[str, Any], list[str], dict]:
+def _header_facts(files_metadata: dict[str, Any],
+                  sizes: dict[str, int | None]) -> tuple[dict[str, Any], list[str], dict]:
     """Parameters, dtypes and bytes from parsed headers, checked with hubtool's own header rules."""
     tensors, problems = {}, []
     for filename, meta in sorted(files_metadata.items()):
@@ -73,9 +75,10 @@ def _header_facts(files_metadata: dict[str, Any], sizes: dict[str, int | None]) 
         raise HubError(f"the hub did not report the size of {', '.join(sorted(missing))}")
     dtypes = sorted({dtype_name(m.dtype) for m in tensors.values()})
     lm_head = tensors.get("lm_head.weight")
+    file_sizes = {name: size for name in sorted(files_metadata) if (size := sizes[name]) is not None}  # all known
     weights = {
-        "files": {name: sizes[name] for name in sorted(files_metadata)},
-        "bytes": sum(sizes[name] for name in files_metadata),
+        "files": file_sizes,
+        "bytes": sum(file_sizes.values()),
         "tensors": len(tensors),
         "parameters": sum(m.numel for m in tensors.values()),
         "dtypes": dtypes,
@@ -151,9 +154,11 @@ def _read(api, url: str, repo_id: str, revision: str | None) -> RemoteRepo:
         meta = api.get_safetensors_metadata(repo_id, revision=commit)
     except NotASafetensorsRepoError:
         raise HubError(f"{repo_id}@{commit[:12]} at {url} has no safetensors weights (model{WEIGHT_SUFFIX} or "
-                       f"model{WEIGHT_SUFFIX}.index.json); only safetensors headers can be read without downloading") from None
+                       f"model{WEIGHT_SUFFIX}.index.json); only safetensors headers can be read without "
+                       "downloading") from None
     except SafetensorsParsingError as exc:
-        raise HubError(f"{repo_id}@{commit[:12]}: unreadable safetensors header: {' '.join(str(exc).split())[:200]}") from None
+        raise HubError(f"{repo_id}@{commit[:12]}: unreadable safetensors header: "
+                       f"{' '.join(str(exc).split())[:200]}") from None
     for name in meta.files_metadata:
         read[name] = "header only (HTTP range read)"
     if meta.sharded:

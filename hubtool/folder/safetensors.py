@@ -112,7 +112,8 @@ def inspect(path: Path) -> tuple[Header | None, list[str]]:
     return header, problems
 
 
-def entries_to_tensors(entries: dict[str, Any], *, name: str, data_len: int | None) -> tuple[dict[str, TensorMeta], list[str]]:
+def entries_to_tensors(entries: dict[str, Any], *, name: str,
+                       data_len: int | None) -> tuple[dict[str, TensorMeta], list[str]]:
     """Header entries -> TensorMeta, with every inconsistency named (``data_len`` None: not checked)."""
     tensors: dict[str, TensorMeta] = {}
     problems: list[str] = []

@@ -81,9 +81,10 @@ def hub_exceptions() -> tuple[type[BaseException], ...]:
 
 def _chain(exc: BaseException) -> list[BaseException]:
     seen: list[BaseException] = []
-    while exc is not None and exc not in seen:
-        seen.append(exc)
-        exc = exc.__cause__ or exc.__context__
+    current: BaseException | None = exc
+    while current is not None and current not in seen:
+        seen.append(current)
+        current = current.__cause__ or current.__context__
     return seen
 
 
@@ -133,7 +134,8 @@ def describe_error(
             message = _server_message(response)
             if status == 401:
                 if token_sent:
-                    return HubError(f"{endpoint} rejected the token (401 Unauthorized); check HF_TOKEN or `hf auth login`")
+                    return HubError(f"{endpoint} rejected the token (401 Unauthorized); "
+                                    "check HF_TOKEN or `hf auth login`")
                 return HubError(f"{endpoint} requires a token (401 Unauthorized); set HF_TOKEN or run `hf auth login`")
             if status == 403:
                 return HubError(f"the token may not write to {repo} at {endpoint} (403 Forbidden)")

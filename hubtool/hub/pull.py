@@ -10,11 +10,16 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from hubtool.spec.catalog import is_spec_path
 from hubtool.errors import HubError
 from hubtool.hub.client import (
-    configure_transfer, describe_error, hub_exceptions, is_offline, make_api, resolve_endpoint,
+    configure_transfer,
+    describe_error,
+    hub_exceptions,
+    is_offline,
+    make_api,
+    resolve_endpoint,
 )
+from hubtool.spec.catalog import is_spec_path
 
 _PART = r"[A-Za-z0-9][A-Za-z0-9._-]*"
 REPO_REF_RE = re.compile(rf"^(?P<repo>{_PART}/{_PART})(?:@(?P<rev>[^\s@]+))?$")

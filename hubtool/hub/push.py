@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hubtool.evidence.provenance import read_provenance
-from hubtool.runtime.environment import hubtool_version
 from hubtool.errors import ArtifactError, FoundWrong, HubError, display_path
+from hubtool.evidence.provenance import read_provenance
 from hubtool.hub.client import DEFAULT_ENDPOINT, describe_error, hub_exceptions, make_api, resolve_endpoint
 from hubtool.hub.pull import REPO_REF_RE
+from hubtool.runtime.environment import hubtool_version
 
 _TEMP_SUFFIXES = ("~", ".tmp", ".temp", ".part", ".partial", ".swp", ".lock", ".incomplete")
 
@@ -100,7 +100,8 @@ def _same(local_op: Any, local_path: Path, remote: Any) -> bool:
     return remote.blob_id == git_hash(local_path.read_bytes())
 
 
-def plan_changes(folder: Path, files: list[Path], operations: dict[str, Any], remote: dict[str, Any]) -> list[FileChange]:
+def plan_changes(folder: Path, files: list[Path], operations: dict[str, Any],
+                 remote: dict[str, Any]) -> list[FileChange]:
     changes = []
     for path in files:
         rel = path.relative_to(folder).as_posix()
@@ -282,7 +283,7 @@ def verify_remote(api: Any, repo_id: str, commit_oid: str, folder: Path, operati
             raise HubError(f"{missing[0]} is missing from {repo_id} after the push (commit {commit_oid[:12]})")
         with ThreadPoolExecutor(max_workers=4) as pool:
             digests = dict(zip(sorted(operations), pool.map(lambda rel: remote_digest(rel, remote[rel]),
-                                                            sorted(operations))))
+                                                            sorted(operations)), strict=True))
     except hub_exceptions() as exc:
         raise fail(exc, commit_oid) from None
     for rel, (remote_size, remote_sha) in digests.items():

@@ -90,14 +90,14 @@ def permutation_p_value(
         total = hits = 0
         for perm in itertools.permutations(ry):
             total += 1
-            hits += abs(_pearson(rx, perm)) >= bar
+            hits += abs(_pearson(rx, perm) or 0.0) >= bar  # never None: the same ranks, reordered
         return hits / total, f"exact ({n}! = {total:,} orderings)", total
     rng = random.Random(seed)
     shuffled = list(ry)
     hits = 0
     for _ in range(samples):
         rng.shuffle(shuffled)
-        hits += abs(_pearson(rx, shuffled)) >= bar
+        hits += abs(_pearson(rx, shuffled) or 0.0) >= bar
     return (hits + 1) / (samples + 1), f"sampled ({samples:,} orderings, seed {seed})", samples
 
 
@@ -117,8 +117,9 @@ def design_confounding(
     Each model is a mapping or object with ``name``, ``n_layer`` and ``parameters``. The
     family "can separate" depth from parameters when |rho| < ``threshold``.
     """
-    rows = [
-        {"name": str(_field(m, "name")), "n_layer": int(_field(m, "n_layer")), "parameters": int(_field(m, "parameters"))}
+    rows: list[dict[str, Any]] = [
+        {"name": str(_field(m, "name")), "n_layer": int(_field(m, "n_layer")),
+         "parameters": int(_field(m, "parameters"))}
         for m in models
     ]
     rows.sort(key=lambda r: (r["parameters"], r["name"]))
@@ -147,7 +148,8 @@ def design_confounding(
     return DesignConfounding(n, rho, p, method, used, threshold, separable, sentence, rows)
 
 
-def spearman_test(x: Sequence[float], y: Sequence[float], *, samples: int = DEFAULT_SAMPLES, seed: int = 0) -> dict[str, Any]:
+def spearman_test(x: Sequence[float], y: Sequence[float], *, samples: int = DEFAULT_SAMPLES,
+                  seed: int = 0) -> dict[str, Any]:
     """Spearman's rho with its n and permutation p-value, as a report row carries it."""
     rho = spearman(x, y) if len(x) >= 2 else None
     if rho is None:

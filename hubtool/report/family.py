@@ -57,7 +57,8 @@ def collect(specs: list[ModelSpec], *, root: Path) -> tuple[list[dict[str, Any]]
                    "created": bench.created, "quality": bench.quality, "busy": bench.busy,
                    "bandwidth_gbps": bench.bandwidth.get("peak_gbps"), "settings": bench.settings,
                    "used": not changes and bench.quality == "result",
-                   "why_not": "measured on other bytes" if changes else ("smoke run" if bench.quality == "smoke" else None)}
+                   "why_not": "measured on other bytes" if changes
+                   else ("smoke run" if bench.quality == "smoke" else None)}
             runs.append(run)
             if not run["used"]:
                 continue
@@ -114,7 +115,8 @@ def correlations(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     keys = sorted({(r["machine"], r["backend"], r["batch_size"]) for r in rows})
     for machine, backend, batch in keys:
-        ok = [r for r in rows if (r["machine"], r["backend"], r["batch_size"]) == (machine, backend, batch) and r["decode"]]
+        ok = [r for r in rows
+              if (r["machine"], r["backend"], r["batch_size"]) == (machine, backend, batch) and r["decode"]]
         medians = [r["decode"]["median"] for r in ok]
         entry: dict[str, Any] = {"machine": machine, "backend": backend, "batch_size": batch,
                                  "models": [r["model"] for r in ok]}
@@ -139,7 +141,8 @@ def _plot(rows: list[dict[str, Any]], machine: str, x_key: str, path: Path) -> N
         nudge = 1 + 0.03 * (i - (len(backends) - 1) / 2)  # backends share x values: nudge them apart
         xs = [r[x_key] * nudge for r in ok]
         ys = [r["decode"]["median"] for r in ok]
-        err = [[y - r["decode"]["ci95"][0] for y, r in zip(ys, ok, strict=True)], [r["decode"]["ci95"][1] - y for y, r in zip(ys, ok, strict=True)]]
+        err = [[y - r["decode"]["ci95"][0] for y, r in zip(ys, ok, strict=True)],
+               [r["decode"]["ci95"][1] - y for y, r in zip(ys, ok, strict=True)]]
         # Models can share a depth: a line through them would suggest a trend that is not there.
         ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, label=backend,
                     linestyle="-" if x_key == "parameters" else "none")
@@ -206,12 +209,14 @@ def render_markdown(data: dict[str, Any]) -> str:
             lines.append(f"| {c['backend']} | {c['batch_size']} | {len(c['models'])} | {_rho(c['n_layer'])} | "
                          f"{_rho(c['parameters'])} |")
         slug = data["plots"][machine]
-        lines += ["", f"![decode ms/token vs depth]({slug['n_layer']})", f"![decode ms/token vs parameters]({slug['parameters']})", ""]
+        lines += ["", f"![decode ms/token vs depth]({slug['n_layer']})",
+                  f"![decode ms/token vs parameters]({slug['parameters']})", ""]
     if data["missing"]:
         lines += [f"No current result for: {', '.join(data['missing'])} (run `hubtool bench`).", ""]
     skipped = [r for r in data["runs"] if not r["used"]]
     if skipped:
-        lines += ["Not used:", ""] + [f"- {r['model']} on {r['machine']} ({r['created']}): {r['why_not']}" for r in skipped]
+        lines += ["Not used:", ""] + [f"- {r['model']} on {r['machine']} ({r['created']}): {r['why_not']}"
+                                      for r in skipped]
     return "\n".join(lines) + "\n"
 
 

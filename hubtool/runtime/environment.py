@@ -40,7 +40,7 @@ def git_state() -> dict[str, Any]:
     def git(*args: str) -> str | None:
         try:
             done = subprocess.run(
-                ["git", "-C", str(_SOURCE_DIR), *args],
+                ["git", "-C", str(_SOURCE_DIR), *args],  # noqa: S607 - whichever git is on PATH, as a user's shell runs it
                 capture_output=True, text=True, timeout=10, check=False,
             )
         except (OSError, subprocess.TimeoutExpired):

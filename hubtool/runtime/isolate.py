@@ -219,7 +219,7 @@ def _forked_main(request: str, run_dir: str, environ: dict[str, str]) -> None:
         from multiprocessing import util
 
         atexit._run_exitfuncs()
-        util._exit_function()
+        util._exit_function()  # type: ignore[attr-defined]  # private, so typeshed omits it
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)

@@ -79,7 +79,9 @@ def built_folder(target: str, out: Path | str | None = None) -> Path:
     spec = resolve_spec(target)
     folder = model_dir(spec.name, out)
     if not (folder / WEIGHTS_FILE).is_file():
-        raise ArtifactError(f"{spec.name} is not built in {display_path(folder)}; run hubtool build {target}{f' --out {out}' if out else ''} first")
+        out_flag = f" --out {out}" if out else ""
+        raise ArtifactError(f"{spec.name} is not built in {display_path(folder)}; "
+                            f"run hubtool build {target}{out_flag} first")
     return folder
 
 

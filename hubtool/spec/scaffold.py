@@ -13,6 +13,7 @@ import re
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from hubtool.errors import UsageError, display_path
 from hubtool.folder.io import write_text
@@ -78,7 +79,7 @@ tokenizer: gpt2  # bundled GPT-2 BPE; or ./a-folder (beside this file), or a Hub
 # initializer_range: 0.02, bos_token_id: 50256, eos_token_id: 50256.
 """
 
-EXAMPLES = (
+EXAMPLES: tuple[dict[str, Any], ...] = (
     {"name": "gpt2-wide", "n_embd": 128, "n_layer": 2, "n_inner": 512,
      "description": "A shallow, wide GPT-2 from the hubtool init example.",
      "role": "Shallow and wide: few layers, a wide residual stream."},

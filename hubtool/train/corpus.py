@@ -72,7 +72,8 @@ def stdlib_documents() -> list[str]:
     )
     if done.returncode != 0:
         tail = done.stderr.decode(errors="replace").strip().splitlines()
-        raise CorpusError(f"cannot read the default corpus (standard library docstrings): {tail[-1] if tail else done.returncode}")
+        raise CorpusError("cannot read the default corpus (standard library docstrings): "
+                          f"{tail[-1] if tail else done.returncode}")
     return json.loads(done.stdout)
 
 

@@ -10,8 +10,9 @@ Reproducibility comes from construction, not luck: the batch order is a function
 (seed, step) and the random state (dropout) is reseeded every step from
 (seed, step, process), so a run resumed from a checkpoint replays exactly what an
 uninterrupted run does. Byte-identical weights need the same torch thread count too
-(CPU kernels split sums by thread), which provenance records. Training starts from the folder's current weights; a second
-``hubtool train`` continues the first, and provenance counts steps and tokens across runs.
+(CPU kernels split sums by thread), which provenance records. Training starts from the folder's
+current weights; a second ``hubtool train`` continues the first, and provenance counts steps
+and tokens across runs.
 """
 
 from __future__ import annotations
@@ -102,14 +103,16 @@ def batch_rows(step: int, *, batch_size: int, rows: int, seed: int) -> list[int]
 
 def _settings(folder: Path, given: dict[str, Any], checkpoint: dict[str, Any] | None) -> TrainSettings:
     """Options given, else the checkpoint's (when resuming), else the defaults; validated."""
-    base = TrainSettings(**{**checkpoint["settings"], "corpus": tuple(checkpoint["settings"]["corpus"])}) if checkpoint else DEFAULTS
+    base = (TrainSettings(**{**checkpoint["settings"], "corpus": tuple(checkpoint["settings"]["corpus"])})
+            if checkpoint else DEFAULTS)
     given = {k: v for k, v in given.items() if v is not None and v != ()}
     if checkpoint:
         for key, value in given.items():
             if key != "checkpoint_every" and value != getattr(base, key):
                 raise TrainError(
                     f"{display_path(folder / CHECKPOINT_DIR)}: the interrupted run used "
-                    f"{key}={getattr(base, key)!r}, not {value!r}; resume with the same options or start over without --resume"
+                    f"{key}={getattr(base, key)!r}, not {value!r}; "
+                    "resume with the same options or start over without --resume"
                 )
     settings = replace(base, **given)
     config = json.loads((folder / CONFIG_FILE).read_text())
@@ -133,7 +136,7 @@ def _load_checkpoint(path: Path) -> dict[str, Any]:
         raise TrainError(f"{display_path(path.parent.parent)}: no interrupted run to resume (no {CHECKPOINT_DIR}/)")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for truncated or foreign files
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for truncated or foreign files
         raise TrainError(f"{display_path(path)}: unreadable checkpoint ({exc.__class__.__name__})") from None
 
 
@@ -199,7 +202,8 @@ def _write_outputs(
     """Weights, loss curve and provenance, each written to a temp file and renamed in. Returns total steps."""
     prov = read_provenance(folder)
     if prov is None:
-        raise ArtifactError(f"{display_path(folder)}: no {PROVENANCE_FILE}; only folders built by hubtool can be trained")
+        raise ArtifactError(f"{display_path(folder)}: no {PROVENANCE_FILE}; "
+                            "only folders built by hubtool can be trained")
     previous = prov.training
     done = previous.steps if previous else 0
     tokens = settings.steps * settings.batch_size * settings.seq_len

@@ -63,7 +63,8 @@ def tokenizer_identity(folder: Path) -> str | None:
     return "gpt2"
 
 
-def tokenizer_checks(folder: Path, facts: dict[str, Any], config: dict[str, Any], *, claimed: str | None) -> list[Check]:
+def tokenizer_checks(folder: Path, facts: dict[str, Any], config: dict[str, Any], *,
+                     claimed: str | None) -> list[Check]:
     """The tokenizer against the config, and against the tokenizer the spec or provenance names."""
     problems = []
     vocab = config.get("vocab_size")

@@ -65,7 +65,8 @@ def group_problems(name: str, m: dict[str, Any]) -> list[str]:
                         f"own, above the bound {rmse_bound:.3g}")
     max_bound = RATIO * m["eager_max_abs_vs_fp64"] + ALLOWANCE_ULPS * U32 * m["ref_absmax"]
     if not m["max_abs_vs_fp64"] <= max_bound:
-        problems.append(f"{name}: largest error vs float64 {m['max_abs_vs_fp64']:.3g} is above the bound {max_bound:.3g}")
+        problems.append(f"{name}: largest error vs float64 {m['max_abs_vs_fp64']:.3g} "
+                        f"is above the bound {max_bound:.3g}")
     return problems
 
 

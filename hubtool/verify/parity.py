@@ -261,7 +261,8 @@ def reference_worker(
     tensors: dict[str, Any] = {
         "count": torch.tensor(len(seqs)), "eos": torch.tensor(eos), "new_tokens": torch.tensor(new_tokens),
         "batch.input_ids": batch[0], "batch.attention_mask": batch[1], "batch.position_ids": batch[2],
-        "batch.logits32": _forward(model, *batch)[batch[1].bool()], "batch.logits64": _forward(m64, *batch)[batch[1].bool()],
+        "batch.logits32": _forward(model, *batch)[batch[1].bool()],
+        "batch.logits64": _forward(m64, *batch)[batch[1].bool()],
         "long.ids": torch.tensor(long), "long.rows": torch.tensor(rows),
     }
     for i, s in enumerate(seqs):
@@ -422,7 +423,8 @@ def run_torch(model, probe_model, ref: dict[str, Any], *, greedy: list[list[int]
     import torch
 
     if greedy is None:
-        greedy = [_greedy(model, s[:n], ref["new_tokens"], ref["eos"]) for s, n in zip(ref["seqs"], ref["prompt_lens"], strict=True)]
+        greedy = [_greedy(model, s[:n], ref["new_tokens"], ref["eos"])
+                  for s, n in zip(ref["seqs"], ref["prompt_lens"], strict=True)]
     ids, mask, positions = ref["batch"]
     return {
         "greedy": greedy,

@@ -96,7 +96,8 @@ def check_weights(
     try:
         shapes = expected_shapes(config)
     except (KeyError, TypeError, ValueError) as exc:
-        checks.append(Check(name="tensor names", status="failed", detail=f"{CONFIG_FILE}: cannot derive GPT-2 tensors: {exc}"))
+        checks.append(Check(name="tensor names", status="failed",
+                            detail=f"{CONFIG_FILE}: cannot derive GPT-2 tensors: {exc}"))
         return checks, digests
     checks.extend(_tensor_checks(digests, shapes, config, spec_dtype))
     checks.append(_provenance_check(folder, digests))
@@ -110,7 +111,8 @@ def _config_check(config: dict[str, Any], *, spec_config: dict[str, Any] | None,
     if spec_config is None:
         if problems:
             return Check(name="config matches spec", status="failed", detail=f"{CONFIG_FILE}: " + "; ".join(problems))
-        return Check(name="config matches spec", status="skipped", detail="no spec: the folder has no hubtool provenance")
+        return Check(name="config matches spec", status="skipped",
+                     detail="no spec: the folder has no hubtool provenance")
     for key, want in sorted(spec_config.items()):
         have = config.get(key, None)
         if key == "n_inner" and have is None:
@@ -122,13 +124,15 @@ def _config_check(config: dict[str, Any], *, spec_config: dict[str, Any] | None,
         problems.append(f"dtype is {declared!r}, spec says {spec_dtype!r}")
     if problems:
         return Check(name="config matches spec", status="failed", detail=f"{CONFIG_FILE}: " + "; ".join(problems))
-    return Check(name="config matches spec", status="passed", detail=f"{len(spec_config)} architecture keys and dtype agree")
+    return Check(name="config matches spec", status="passed",
+                 detail=f"{len(spec_config)} architecture keys and dtype agree")
 
 
 def _read_tensors(folder: Path, checks: list[Check], pickles: list[str]) -> dict[str, dict[str, Any]] | None:
     files = sorted(folder.glob(f"*{WEIGHT_SUFFIX}"))
     if not files and not pickles:
-        checks.append(Check(name="safetensors file", status="failed", detail="no *.safetensors weights file in the folder"))
+        checks.append(Check(name="safetensors file", status="failed",
+                            detail="no *.safetensors weights file in the folder"))
         return None
     digests: dict[str, dict[str, Any]] = {}
     problems: list[str] = []
@@ -148,7 +152,8 @@ def _read_tensors(folder: Path, checks: list[Check], pickles: list[str]) -> dict
 
 
 def _tensor_checks(
-    digests: dict[str, dict[str, Any]], shapes: dict[str, tuple[int, ...]], config: dict[str, Any], spec_dtype: str | None
+    digests: dict[str, dict[str, Any]], shapes: dict[str, tuple[int, ...]], config: dict[str, Any],
+    spec_dtype: str | None,
 ) -> list[Check]:
     checks = []
     have = {n for n in digests if not n.endswith(BUFFER_SUFFIXES)}
@@ -160,11 +165,13 @@ def _tensor_checks(
             [f"unexpected tensor(s) {_names(unexpected)}"] if unexpected else [])
         checks.append(Check(name="tensor names", status="failed", detail="; ".join(parts)))
     else:
-        checks.append(Check(name="tensor names", status="passed", detail=f"all {len(shapes)} expected tensors, nothing else"))
+        checks.append(Check(name="tensor names", status="passed",
+                            detail=f"all {len(shapes)} expected tensors, nothing else"))
 
     wrong_shape = [f"{n} is {digests[n]['shape']}, config implies {list(s)}"
                    for n, s in sorted(shapes.items()) if n in digests and list(digests[n]["shape"]) != list(s)]
-    checks.append(Check(name="tensor shapes", status="failed", detail="; ".join(wrong_shape[:_LIST_LIMIT])) if wrong_shape
+    checks.append(Check(name="tensor shapes", status="failed", detail="; ".join(wrong_shape[:_LIST_LIMIT]))
+                  if wrong_shape
                   else Check(name="tensor shapes", status="passed", detail="every shape matches config.json"))
 
     declared = spec_dtype or config.get("dtype") or config.get("torch_dtype") or "float32"
@@ -175,11 +182,14 @@ def _tensor_checks(
                   else Check(name="dtype", status="passed", detail=f"every tensor is {code} as declared ({declared})"))
 
     if not tied:
-        checks.append(Check(name="tied weights", status="passed", detail="config does not tie lm_head to wte; lm_head stored"))
+        checks.append(Check(name="tied weights", status="passed",
+                            detail="config does not tie lm_head to wte; lm_head stored"))
     elif "lm_head.weight" not in digests:
-        checks.append(Check(name="tied weights", status="passed", detail="lm_head.weight is tied to transformer.wte.weight (not stored)"))
+        checks.append(Check(name="tied weights", status="passed",
+                            detail="lm_head.weight is tied to transformer.wte.weight (not stored)"))
     elif digests["lm_head.weight"]["sha256"] == digests.get("transformer.wte.weight", {}).get("sha256"):
-        checks.append(Check(name="tied weights", status="passed", detail="stored lm_head.weight equals transformer.wte.weight"))
+        checks.append(Check(name="tied weights", status="passed",
+                            detail="stored lm_head.weight equals transformer.wte.weight"))
     else:
         checks.append(Check(name="tied weights", status="failed", detail=
                             "lm_head.weight differs from transformer.wte.weight although config.json ties them"))
@@ -193,11 +203,13 @@ def _provenance_check(folder: Path, digests: dict[str, dict[str, Any]]) -> Check
         return Check(name="bit-identical to build", status="failed", detail=str(exc))
     recorded = {name: t.model_dump() for name, t in prov.tensors.items()} if prov else None
     if not recorded:
-        return Check(name="bit-identical to build", status="skipped", detail=f"no {PROVENANCE_FILE} with tensor digests")
+        return Check(name="bit-identical to build", status="skipped",
+                     detail=f"no {PROVENANCE_FILE} with tensor digests")
     changed = sorted(n for n, meta in recorded.items() if n in digests and digests[n]["sha256"] != meta.get("sha256"))
     gone = sorted(set(recorded) - set(digests))
     if changed or gone:
         parts = ([f"tensor(s) {_names(changed)} differ from the sha256 recorded at build"] if changed else []) + (
             [f"tensor(s) {_names(gone)} recorded at build are missing"] if gone else [])
         return Check(name="bit-identical to build", status="failed", detail="; ".join(parts))
-    return Check(name="bit-identical to build", status="passed", detail=f"{len(recorded)} tensor sha256s match {PROVENANCE_FILE}")
+    return Check(name="bit-identical to build", status="passed",
+                 detail=f"{len(recorded)} tensor sha256s match {PROVENANCE_FILE}")

@@ -16,8 +16,8 @@ from starlette.routing import Route
 
 from hubtool.hub.server.access import Access
 from hubtool.hub.server.web import (
-    check_visible,
     base_url,
+    check_visible,
     endpoint,
     hub,
     in_thread,
@@ -29,7 +29,6 @@ from hubtool.hub.server.web import (
     require_user,
     take_revision,
     user_of,
-    visible_repo,
     writable_repo,
 )
 from hubtool.hub.store import Store, StoreError, check_namespace, check_repo_id, lfs_pointer
@@ -58,7 +57,8 @@ def info_json(store: Store, *, repo_id: str, meta: dict[str, Any], revision: str
                                   "pointerSize": len(lfs_pointer(entry.sha256, entry.size))}
         siblings.append(sibling)
     return {
-        "_id": hashlib.sha1(repo_id.encode()).hexdigest()[:24], "id": repo_id, "modelId": repo_id,
+        "_id": hashlib.sha1(repo_id.encode(), usedforsecurity=False).hexdigest()[:24],
+        "id": repo_id, "modelId": repo_id,
         "author": repo_id.split("/")[0], "sha": commit_id, "lastModified": commit["date"],
         "createdAt": meta["createdAt"], "private": meta["private"], "disabled": False, "gated": meta["gated"],
         "downloads": 0, "likes": 0, "tags": [], "siblings": siblings,

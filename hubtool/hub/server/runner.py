@@ -45,7 +45,7 @@ class HeadDeadlineH11Protocol(H11Protocol):
 
     _head_timer = None
 
-    def connection_made(self, transport) -> None:  # type: ignore[no-untyped-def]
+    def connection_made(self, transport) -> None:
         super().connection_made(transport)
         self._arm_head_deadline()
 
@@ -159,10 +159,10 @@ class StagingHub:
     def _run(self) -> None:
         try:
             self.server.run(sockets=[self._sock])
-        except BaseException as exc:  # reported by start()
+        except BaseException as exc:  # noqa: BLE001 - the server thread's failure is kept and reported by start()
             self._failure = exc
 
-    def start(self) -> "StagingHub":
+    def start(self) -> StagingHub:
         """Serve in a background thread; returns once the server accepts requests."""
         logging.getLogger("uvicorn.error").addHandler(self._warnings)
         self._thread = threading.Thread(target=self._run, name="staging-hub", daemon=True)
@@ -199,7 +199,7 @@ class StagingHub:
         self._sock.close()
         self._lock.release()
 
-    def __enter__(self) -> "StagingHub":
+    def __enter__(self) -> StagingHub:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

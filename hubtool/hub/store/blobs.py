@@ -30,7 +30,7 @@ LFS_SUFFIXES = (
 
 def git_blob_oid(data: bytes) -> str:
     """The git object id of a blob (what git and the Hub call a regular file's oid)."""
-    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+    return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
 
 
 def lfs_pointer(sha256: str, size: int) -> bytes:
@@ -53,15 +53,15 @@ class FileEntry:
     git_oid: str  # git blob id: of the content (regular file) or of the LFS pointer
 
     @classmethod
-    def regular(cls, path: str, data: bytes, sha256: str) -> "FileEntry":
+    def regular(cls, path: str, data: bytes, sha256: str) -> FileEntry:
         return cls(path, sha256, len(data), False, git_blob_oid(data))
 
     @classmethod
-    def large(cls, path: str, sha256: str, size: int) -> "FileEntry":
+    def large(cls, path: str, sha256: str, size: int) -> FileEntry:
         return cls(path, sha256, size, True, git_blob_oid(lfs_pointer(sha256, size)))
 
     @classmethod
-    def from_json(cls, path: str, meta: dict[str, Any]) -> "FileEntry":
+    def from_json(cls, path: str, meta: dict[str, Any]) -> FileEntry:
         return cls(path, meta["sha256"], meta["size"], meta["lfs"], meta["git_oid"])
 
     @property
@@ -125,7 +125,7 @@ class DurableFiles:
             upload.finish(expect_sha256=sha, expect_size=len(data))
         return sha
 
-    def new_upload(self) -> "Upload":
+    def new_upload(self) -> Upload:
         return Upload(self)
 
     def publish_blob(self, tmp: Path, sha256: str) -> None:

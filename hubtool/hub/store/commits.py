@@ -13,7 +13,6 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from hubtool.hub.store.blobs import FileEntry
 from hubtool.hub.store.names import COMMIT_RE, PR_REF_RE, StoreError
 from hubtool.hub.store.repos import DEFAULT_BRANCH, RepoStore, make_commit, now, revision_not_found
 
@@ -106,7 +105,8 @@ class Store(RepoStore):
                 raise StoreError(400, "a pull request is opened against a branch")
             head = refs["branches"][name] if kind == "branch" else refs["prs"][name]
             if kind == "pr" and self._pull(refs, name)["status"] != "open":
-                raise StoreError(403, f"pull request #{name} is {self._pull(refs, name)['status']}; it takes no commits")
+                raise StoreError(403, f"pull request #{name} is {self._pull(refs, name)['status']}; "
+                                      "it takes no commits")
             base = head
             if parent_commit is not None:
                 if create_pr:

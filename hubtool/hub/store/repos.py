@@ -262,7 +262,8 @@ class RepoStore(DurableFiles):
         key = (repo_id, commit_id)
         cached = self._entries.get(key)
         if cached is None:
-            cached = {path: FileEntry.from_json(path, meta) for path, meta in self.commit(repo_id, commit_id)["files"].items()}
+            recorded = self.commit(repo_id, commit_id)["files"]
+            cached = {path: FileEntry.from_json(path, meta) for path, meta in recorded.items()}
             if len(self._entries) >= _COMMIT_CACHE:
                 self._entries.clear()
             self._entries[key] = cached
@@ -332,6 +333,6 @@ def make_commit(*, parents: list[str], title: str, message: str, files: dict, da
     body = {"parents": parents, "title": title, "message": message, "date": date, "files": files}
     if author:
         body["author"] = author
-    body["id"] = hashlib.sha1(json.dumps(body, sort_keys=True).encode()).hexdigest()
+    body["id"] = hashlib.sha1(json.dumps(body, sort_keys=True).encode(), usedforsecurity=False).hexdigest()
     return body
 
