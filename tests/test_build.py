@@ -208,3 +208,18 @@ def test_tokenizer_truncates_at_the_model_context(family_dir: Path, name: str) -
         logger.removeHandler(handler)
     assert len(ids) == 2000
     assert any("longer than the specified maximum sequence length for this model (2000 > 1024)" in m for m in seen), seen
+
+
+def test_a_swallowed_ctrl_c_still_stops_the_build_before_it_publishes(tmp_path: Path) -> None:
+    """A Ctrl-C that lands in a library's import code can be swallowed there; the signal handler has
+    recorded it, and the build checks before its rename into place (exit 130 from the CLI)."""
+    from hubtool.runtime import interrupt
+
+    interrupt._REQUESTED.set()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            build_model(resolve_spec("tiny-gpt2", CONFIGS), root=tmp_path)
+    finally:
+        interrupt._REQUESTED.clear()
+    assert [p.name for p in tmp_path.iterdir()] == [] or not (tmp_path / "tiny-gpt2").exists()
+    assert not list(tmp_path.glob(".tiny-gpt2.tmp-*"))

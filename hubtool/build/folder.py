@@ -21,6 +21,7 @@ from hubtool.folder.hashing import sha256_file
 from hubtool.folder.io import apply_umask
 from hubtool.folder.names import PROVENANCE_FILE, WEIGHTS_FILE
 from hubtool.folder.safetensors import set_metadata, tensor_digests
+from hubtool.runtime import interrupt
 from hubtool.runtime.environment import hubtool_identity, library_versions
 from hubtool.spec.model import BUILD_FORMAT, ModelSpec
 
@@ -157,6 +158,7 @@ def build_model(spec: ModelSpec, *, root: Path, force: bool = False) -> BuildRes
         _write_model(spec, tmp)
         _provenance(spec, tmp).write(tmp / PROVENANCE_FILE)
         apply_umask(tmp)
+        interrupt.check()  # a Ctrl-C swallowed by a library import must still stop the build here
         existed = target.exists()
         if existed:
             old = Path(tempfile.mkdtemp(prefix=f".{spec.name}.tmp-{os.getpid()}-old-", dir=root))

@@ -7,7 +7,7 @@ imports torch or transformers at module level, so ``hubtool --help`` is instant.
 from __future__ import annotations
 
 import importlib
-import signal
+import sys
 
 import click
 
@@ -73,14 +73,32 @@ def cli() -> None:
     """
 
 
-def _terminate(signum: int, frame: object) -> None:
-    # Turn SIGTERM into an exception so that temporary folders are cleaned up.
-    raise KeyboardInterrupt
-
-
 def main() -> None:
-    signal.signal(signal.SIGTERM, _terminate)
-    cli(prog_name="hubtool")
+    """Entry point: Ctrl-C and SIGTERM exit 130 with nothing half-written, wherever they land."""
+    from hubtool.runtime import interrupt
+
+    interrupt.install()  # SIGTERM becomes KeyboardInterrupt too, so temporary folders are cleaned up
+    try:
+        # Not standalone: click hands back the exit code (ctx.exit(n) returns n) and lets
+        # KeyboardInterrupt through, so it is handled here, once, wherever it was raised.
+        returned = cli(prog_name="hubtool", standalone_mode=False)
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        sys.exit(130)
+    except click.exceptions.Exit as done:
+        code = done.exit_code
+    except click.ClickException as exc:  # usage errors found while parsing, before any command ran
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("Interrupted.", err=True)
+        sys.exit(130)
+    else:
+        code = returned if isinstance(returned, int) else 0
+    if interrupt.requested():  # a signal some library swallowed: the command did not finish as asked
+        click.echo("Interrupted.", err=True)
+        sys.exit(130)
+    sys.exit(code)
 
 
 if __name__ == "__main__":  # pragma: no cover
