@@ -400,3 +400,17 @@ def test_namespace_names_the_repo_pushed_to(tiny: Path) -> None:
         "README.md names my-org/tiny-gpt2 but the push goes to Crusadersk/tiny-gpt2; "
         "run `hubtool card tiny-gpt2 --namespace Crusadersk`"]
 
+
+
+def test_yml_specs_work_like_yaml(tiny_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    shutil.copy(CONFIGS / "family.yaml", configs / "family.yaml")
+    shutil.copy(CONFIGS / "tiny-gpt2.yaml", configs / "tiny-gpt2.yml")
+    shutil.copy(CONFIGS / "gpt2-25m.yaml", configs / "gpt2-25m.yml")
+    monkeypatch.setenv("HUBTOOL_CONFIGS", str(configs))
+    root = copy_family(tiny_dir.parent, tmp_path / "artifacts", ["tiny-gpt2"])
+    result = CliRunner().invoke(cli, ["card", "tiny-gpt2", "--out", str(root)])
+    assert result.exit_code == 0, result.output
+    text = (root / "tiny-gpt2" / "README.md").read_text()
+    assert "| gpt2-25m | 3 | 384 | 2 | 192 | 25,016,064 (from spec, not built) |" in text

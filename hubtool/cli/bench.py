@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from hubtool.cli.options import EXIT_CODES_HELP, all_option, echo_json, json_option, names_argument, out_option
+from hubtool.cli.options import CACHE_HELP, all_option, echo_json, json_option, names_argument, out_option
 from hubtool.errors import UsageError, display_path
 
 
@@ -76,7 +76,7 @@ def _follow(stage: Any, progress_path: Path) -> None:
     threading.Thread(target=watch, daemon=True, name="hubtool-bench-follow").start()
 
 
-@click.command("bench", epilog=EXIT_CODES_HELP)
+@click.command("bench", epilog=CACHE_HELP)
 @names_argument
 @all_option
 @click.option("--backend", "backend_list", default=None, metavar="LIST",

@@ -23,6 +23,8 @@ output_option = click.option("--output", "output", type=click.Path(dir_okay=Fals
                              help="Write the report to this file instead of its default place.")
 
 EXIT_CODES_HELP = "Exit codes: 0 ok, 1 checked and found wrong, 2 usage error, 3 could not run."
+CACHE_HELP = ("Compile caches (shared by verify and bench, so a model compiled once loads its kernels "
+              "after) live in HUBTOOL_CACHE, default ~/.cache/hubtool. " + EXIT_CODES_HELP)
 
 
 def echo_json(data: object) -> None:

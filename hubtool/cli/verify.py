@@ -9,7 +9,7 @@ import click
 
 from hubtool.card.audit import contradiction_lines
 from hubtool.cli.options import (
-    EXIT_CODES_HELP,
+    CACHE_HELP,
     all_option,
     echo_json,
     format_table,
@@ -73,7 +73,7 @@ def _source_line(report: Any) -> str | None:
     return f"{src.repo_id}: cached copy at commit {src.commit}, hub not contacted (offline)"
 
 
-@click.command("verify", epilog=EXIT_CODES_HELP)
+@click.command("verify", epilog=CACHE_HELP)
 @click.argument("targets", nargs=-1, metavar="TARGET...")
 @all_option
 @click.option("--backend", "backends", default=None, metavar="LIST",
