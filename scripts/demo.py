@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_PULLED = ("tiny-gpt2", "gpt2-25m")
-DEMO_BENCH = ("--backend", "eager,sdpa,compile", "--processes", "3", "--repeats", "5", "--warmup", "1",
+DEMO_BENCH = ("--backend", "eager,sdpa,compile", "--processes", "3", "--repeats", "{repeats}", "--warmup", "1",
               "--new-tokens", "16")
 
 
@@ -48,21 +48,26 @@ class Stage:
     needs_hub: bool = False
 
 
-def stages(names: list[str], targets: list[str], pulled: list[str]) -> list[Stage]:
-    """The demo, in order. Add, drop or reorder stages here; the runner needs nothing else."""
+def stages(names: list[str], targets: list[str], pulled: list[str], *, verify_with: tuple[str, ...] = (),
+           repeats: int = 5) -> list[Stage]:
+    """The demo, in order. Add, drop or reorder stages here; the runner needs nothing else.
+
+    ``verify_with`` (e.g. ``("--backend", "eager,sdpa,compile")``) narrows the verify stages.
+    """
+    bench = [a if a != "{repeats}" else str(repeats) for a in DEMO_BENCH]
     return [
         Stage("list", ("list",)),
         Stage("build", ("build", *targets)),
         # A model whose verify fails still gets benchmarked, carded and pushed: its card says so.
-        *[Stage(f"verify {name}", ("verify", name), check=False, required=False) for name in names],
+        *[Stage(f"verify {name}", ("verify", name, *verify_with), check=False, required=False) for name in names],
         # A short result, not a smoke run: 3 interleaved processes per cell, so the cards can show it.
         # vLLM is verified but not benchmarked here (about a minute of engine start per process).
-        Stage("bench", ("bench", *targets, *DEMO_BENCH)),
+        Stage("bench", ("bench", *targets, *bench)),
         Stage("card", ("card", *targets)),
         Stage("report", ("report", *targets)),
         Stage("push", ("push", *targets, "--endpoint", "{endpoint}"), needs_hub=True),
-        *[Stage(f"verify Crusadersk/{name}", ("verify", f"Crusadersk/{name}", "--endpoint", "{endpoint}"),
-                check=False, needs_hub=True) for name in pulled],
+        *[Stage(f"verify Crusadersk/{name}", ("verify", f"Crusadersk/{name}", "--endpoint", "{endpoint}",
+                                                *verify_with), check=False, needs_hub=True) for name in pulled],
     ]
 
 
@@ -135,6 +140,9 @@ def main() -> None:
     parser.add_argument("--out", default="artifacts", help="artifacts root (default: artifacts)")
     parser.add_argument("--pull", nargs="*", default=None,
                         help=f"repos to verify back (default: {', '.join(DEFAULT_PULLED)})")
+    parser.add_argument("--verify-backends", default=None, metavar="LIST",
+                        help="backends the verify stages run (default: every installed one)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed repeats per phase and process in bench")
     args = parser.parse_args()
 
     root = Path(args.out).resolve()
@@ -155,7 +163,8 @@ def main() -> None:
     hub: subprocess.Popen | None = None
     commits: dict[str, str] = {}
     try:
-        for stage in stages(names, targets, pulled):
+        verify_with = ("--backend", args.verify_backends) if args.verify_backends else ()
+        for stage in stages(names, targets, pulled, verify_with=verify_with, repeats=args.repeats):
             if stage.needs_hub and hub is None:
                 hub = start_hub(hub_root, port, endpoint, env)
             command = [a.format(endpoint=endpoint) for a in stage.args]

@@ -37,8 +37,9 @@ def _copy_source(dest: Path) -> Path:
 
 
 def _pip(*args: str) -> None:
+    # Without PYTHONPATH (make test points it at the checkout): pip must not find hubtool installed already.
     done = subprocess.run([sys.executable, "-m", "pip", "--disable-pip-version-check", *args],
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=300, env=_clean_env())
     assert done.returncode == 0, done.stdout + done.stderr
 
 

@@ -67,7 +67,10 @@ def serve_cmd(root: Path | None, host: str, port: int, token_file: Path | None) 
     click.echo(f"Staging hub at {hub.url} serving {display_path(root)}; {auth}. Ctrl-C stops it.", err=True)
     try:
         hub.serve_forever()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM is how a server is told to stop
+        from hubtool.runtime import interrupt
+
+        interrupt.handled()
         click.echo("Staging hub stopped.", err=True)
     finally:
         hub.close()

@@ -35,3 +35,8 @@ def check() -> None:
     """Raise KeyboardInterrupt if a signal arrived (and was swallowed somewhere): stop before publishing."""
     if _REQUESTED.is_set():
         raise KeyboardInterrupt
+
+
+def handled() -> None:
+    """The command ended as a signal asks it to (a server told to stop): not an interruption."""
+    _REQUESTED.clear()

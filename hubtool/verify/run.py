@@ -215,7 +215,7 @@ class _Run:
         try:
             res = self._isolated("eager", "reference_worker", {
                 "folder": folder, "work_dir": str(work), "new_tokens": self.new_tokens, "regenerate": regenerate,
-                "spec_config": claim.config if claim and claim.origin == "spec" else None,
+                "spec_config": claim.config if claim else None,
                 "spec_dtype": claim.dtype if claim else None,
             }, preload=True)
             names = [b.name for b in chosen]
