@@ -57,9 +57,15 @@ def reports(folder: Path) -> list[Benchmark]:
     return [Benchmark.from_file(p) for p in sorted((folder / "benchmarks").glob("*.json"))]
 
 
+def fixture_run(folder: Path) -> Benchmark:
+    """The family fixture's 2-thread run (tests here run in any order; another adds a 1-thread run)."""
+    (report,) = [r for r in reports(folder) if r.machine.threads == 2]
+    return report
+
+
 def test_report_contract(family):
     root, result = family
-    (report,) = reports(root / "tiny-gpt2")
+    report = fixture_run(root / "tiny-gpt2")
     assert report.model == "tiny-gpt2" and report.quality == "result" and report.machine.device == "cpu"
     assert report.machine.threads == 2 and report.machine.name.endswith(", 2 threads")
     assert report.subject["model.safetensors"] and report.interval_method.startswith("hierarchical")
@@ -95,7 +101,7 @@ def test_bench_reuses_the_kernels_verify_compiled(family, verify_cache):
     """verify ran first (no verdict existed) in the same cache root: the compiled cells load Inductor's
     cached code in fresh processes instead of compiling again."""
     root, _ = family
-    (report,) = reports(root / "tiny-gpt2")
+    report = fixture_run(root / "tiny-gpt2")
     for run in report.cell("compile").processes:
         info = run.backend_info
         assert info["inductor_cache_dir"] == str(verify_cache / "compile" / "inductor")
@@ -126,12 +132,16 @@ def test_import_of_a_run_made_elsewhere(family, tmp_path):
     folder = root / "tiny-gpt2"
     elsewhere = tmp_path / "from-another-machine.json"
     (first,) = [p for p in (folder / "benchmarks").glob("*.json")][:1]
+    original = first.read_bytes()
     shutil.copy(first, elsewhere)
     first.unlink()
-    done = CliRunner().invoke(cli, ["bench", "tiny-gpt2", "--import", str(elsewhere), "--out", str(root)])
-    assert done.exit_code == 0, done.output
-    imported = Benchmark.from_file(first)
-    assert imported.imported_from == "from-another-machine.json"
+    try:
+        done = CliRunner().invoke(cli, ["bench", "tiny-gpt2", "--import", str(elsewhere), "--out", str(root)])
+        assert done.exit_code == 0, done.output
+        imported = Benchmark.from_file(first)
+        assert imported.imported_from == "from-another-machine.json"
+    finally:  # the other tests read the run as the fixture measured it
+        first.write_bytes(original)
     refused = CliRunner().invoke(cli, ["bench", "tiny-deep", "--import", str(elsewhere), "--out", str(root)])
     assert refused.exit_code == 1
     assert "was measured on other bytes than" in refused.output and "model.safetensors changed" in refused.output
@@ -199,13 +209,18 @@ def _vllm() -> bool:
 @pytest.mark.family
 @pytest.mark.vllm
 def test_vllm_cell_runs_through_the_same_phase_loop(private_models, tmp_path, verify_cache):
-    """gpt2-25m through vLLM: the engine stepped as LLM.generate steps it, a stamp per token."""
+    """gpt2-25m through vLLM: the engine stepped as LLM.generate steps it, a stamp per token.
+    Parity is test_verify's subject: a fixture verdict of these bytes stands in (no engine start for it)."""
     from hubtool.backends import registry
     from hubtool.bench.harness import BenchSettings, bench_models
+    from tests.card_fixtures import verification
 
-    models = [("gpt2-25m", private_models("gpt2-25m") / "gpt2-25m")]
+    folder = private_models("gpt2-25m") / "gpt2-25m"
+    verification(folder, statuses={"vllm": "passed"}).write(folder / "verification.json")
+    models = [("gpt2-25m", folder)]
     settings = BenchSettings(prompt_len=8, new_tokens=8, warmup=1, repeats=3, processes=1, timeout=600)
-    written = bench_models(models, backends=registry.parse("vllm", default=[]), settings=settings, cache=verify_cache)
+    written = bench_models(models, backends=registry.parse("vllm", default=[]), settings=settings, cache=verify_cache,
+                           verify=False)
     cell = Benchmark.from_file(written["gpt2-25m"]).cell("vllm")
     assert cell.status == "ok", cell.reason
     assert "engine stepped" in cell.method

@@ -128,7 +128,7 @@ def test_graph_breaks_make_a_compiled_backend_partial_and_gate_it(tiny_copy, ver
                               graph_breaks_allowed=100)
     verdict = report.backends[name]
     breaks = verdict.info["graph_breaks"]
-    assert breaks >= 2  # one per block's MLP
+    assert breaks >= 1  # the first block's MLP
     assert verdict.status == "partial" and verdict.reason.startswith(f"{breaks} graph break(s)")
     assert report.status == "passed"  # allowed, and said
     strict = judge.tolerances(new_tokens=8, graph_breaks_allowed=0)
