@@ -162,9 +162,11 @@ def test_static_cache_generates_like_the_dynamic_cache(tiny_dir):
 @pytest.mark.family
 def test_prefill_is_what_generate_computes(gpt2_25m_dir):
     """Prefill equals a bare forward with logits_to_keep=1 (interleaved, in one process), and is far
-    from the full-vocabulary-logits forward it used to time on this wide, shallow model."""
-    import statistics
+    from the full-vocabulary-logits forward it used to time on this wide, shallow model.
 
+    Compared by the fastest of 25 interleaved calls, on one thread: make test runs another test
+    file beside this one, and a median taken while it computes measured the load (379 vs 255 ms
+    once, against about 24 ms quiet); the fastest call is the one the load touched least."""
     import torch
 
     from hubtool.backends import attention
@@ -179,15 +181,20 @@ def test_prefill_is_what_generate_computes(gpt2_25m_dir):
             model(input_ids=runner.ids, use_cache=True, logits_to_keep=keep)
 
     timings: dict[str, list[float]] = {"hubtool": [], "last": [], "full": []}
-    for _ in range(3):  # warm
-        runner.prefill(), bare(1), bare(0)
-    for _ in range(25):
-        timings["hubtool"] += time_calls(runner.prefill, calls=1, clock=clock)[0]
-        timings["last"] += time_calls(lambda: bare(1), calls=1, clock=clock)[0]
-        timings["full"] += time_calls(lambda: bare(0), calls=1, clock=clock)[0]
-    med = {k: statistics.median(v) for k, v in timings.items()}
-    assert 0.8 < med["hubtool"] / med["last"] < 1.25, med
-    assert med["full"] / med["last"] > 1.4, med  # the lm_head over 32 positions is most of the work
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for _ in range(3):  # warm
+            runner.prefill(), bare(1), bare(0)
+        for _ in range(25):
+            timings["hubtool"] += time_calls(runner.prefill, calls=1, clock=clock)[0]
+            timings["last"] += time_calls(lambda: bare(1), calls=1, clock=clock)[0]
+            timings["full"] += time_calls(lambda: bare(0), calls=1, clock=clock)[0]
+    finally:
+        torch.set_num_threads(threads)
+    fastest = {k: min(v) for k, v in timings.items()}
+    assert 0.8 < fastest["hubtool"] / fastest["last"] < 1.25, fastest
+    assert fastest["full"] / fastest["last"] > 1.4, fastest  # the lm_head over 32 positions is most of the work
 
 
 def test_cuda_clock():
