@@ -227,5 +227,8 @@ def test_vllm_cell_runs_through_the_same_phase_loop(private_models, tmp_path, ve
     for phase in ("prefill", "decode", "e2e", "ttft"):
         assert cell.phases[phase].n == 3 and cell.phases[phase].median > 0
     assert cell.phases["itl"].n == 3 * 7
-    assert cell.phases["decode"].median < cell.phases["e2e"].median  # per token, well below the whole request
+    # Per token, below the whole request. Compared by each phase's fastest sample: with n=3 beside
+    # another test file's work, one slowed step moved decode's median above e2e's (241 vs 135 ms).
+    (run,) = cell.processes
+    assert min(run.phases["decode"].samples) < min(run.phases["e2e"].samples)
     assert cell.parity == "passed" and cell.weight_bytes == 25_016_064 * 4
