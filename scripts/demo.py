@@ -24,8 +24,7 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_PULLED = ("tiny-gpt2", "gpt2-25m")
-DEMO_BENCH = ("--backend", "eager,sdpa,compile", "--processes", "3", "--repeats", "{repeats}", "--warmup", "1",
-              "--new-tokens", "16")
+DEMO_BENCH = ("--backend", "eager,sdpa,compile", "--processes", "3", "--warmup", "1", "--new-tokens", "16")
 
 
 def free_port() -> int:
@@ -48,13 +47,13 @@ class Stage:
     needs_hub: bool = False
 
 
-def stages(names: list[str], targets: list[str], pulled: list[str], *, verify_with: tuple[str, ...] = (),
+def stages(names: list[str], targets: list[str], pulled: list[str], *, verify_backends: str | None = None,
            repeats: int = 5) -> list[Stage]:
     """The demo, in order. Add, drop or reorder stages here; the runner needs nothing else.
 
-    ``verify_with`` (e.g. ``("--backend", "eager,sdpa,compile")``) narrows the verify stages.
+    ``verify_backends`` (e.g. ``"eager,sdpa,compile"``) narrows the verify stages (default: every installed one).
     """
-    bench = [a if a != "{repeats}" else str(repeats) for a in DEMO_BENCH]
+    verify_with = ("--backend", verify_backends) if verify_backends else ()
     return [
         Stage("list", ("list",)),
         Stage("build", ("build", *targets)),
@@ -62,7 +61,7 @@ def stages(names: list[str], targets: list[str], pulled: list[str], *, verify_wi
         *[Stage(f"verify {name}", ("verify", name, *verify_with), check=False, required=False) for name in names],
         # A short result, not a smoke run: 3 interleaved processes per cell, so the cards can show it.
         # vLLM is verified but not benchmarked here (about a minute of engine start per process).
-        Stage("bench", ("bench", *targets, *bench)),
+        Stage("bench", ("bench", *targets, *DEMO_BENCH, "--repeats", str(repeats))),
         Stage("card", ("card", *targets)),
         Stage("report", ("report", *targets)),
         Stage("push", ("push", *targets, "--endpoint", "{endpoint}"), needs_hub=True),
@@ -163,8 +162,7 @@ def main() -> None:
     hub: subprocess.Popen | None = None
     commits: dict[str, str] = {}
     try:
-        verify_with = ("--backend", args.verify_backends) if args.verify_backends else ()
-        for stage in stages(names, targets, pulled, verify_with=verify_with, repeats=args.repeats):
+        for stage in stages(names, targets, pulled, verify_backends=args.verify_backends, repeats=args.repeats):
             if stage.needs_hub and hub is None:
                 hub = start_hub(hub_root, port, endpoint, env)
             command = [a.format(endpoint=endpoint) for a in stage.args]

@@ -4,7 +4,8 @@ The handler records the signal before raising KeyboardInterrupt. Library code ca
 the exception (an import machinery ``except BaseException``, a retry loop), so commands that
 publish something check ``requested()`` before their final, visible step (a build's rename
 into place) and the CLI exits 130 whenever a signal arrived, whatever happened to the
-exception.
+exception. A command for which a signal is the normal way to end (``hub serve``) calls
+``handled()`` and exits 0.
 """
 
 from __future__ import annotations

@@ -27,7 +27,6 @@ class Claim:
     dtype: str
     seed: int
     tokenizer: str
-    origin: str  # "spec" | "provenance"
 
 
 @dataclass(frozen=True)
@@ -54,7 +53,7 @@ def _provenance(folder: Path) -> tuple[Provenance | None, str | None]:
 def _claim_from(prov: Provenance | None) -> Claim | None:
     if prov is None:
         return None
-    return Claim(prov.spec.config, prov.spec.dtype, prov.seed, prov.spec.tokenizer, "provenance")
+    return Claim(prov.spec.config, prov.spec.dtype, prov.seed, prov.spec.tokenizer)
 
 
 def resolve_target(target: str, *, out: Path | str | None = None, endpoint: str | None = None,
@@ -72,7 +71,7 @@ def resolve_target(target: str, *, out: Path | str | None = None, endpoint: str 
         if not (folder / CONFIG_FILE).is_file():
             raise ArtifactError(f"{display_path(folder)}: not built yet (run: hubtool build {spec.name})")
         prov, error = _provenance(folder)
-        claim = Claim(spec.config, spec.dtype, spec.seed, spec.tokenizer, "spec")
+        claim = Claim(spec.config, spec.dtype, spec.seed, spec.tokenizer)
         source = Source(kind="spec", folder=str(folder.resolve()), spec=str(spec.path))
         return Target(spec.name, folder, source, claim, prov, error)
     if REPO_REF_RE.match(target):
