@@ -227,8 +227,14 @@ def test_vllm_cell_runs_through_the_same_phase_loop(private_models, tmp_path, ve
     for phase in ("prefill", "decode", "e2e", "ttft"):
         assert cell.phases[phase].n == 3 and cell.phases[phase].median > 0
     assert cell.phases["itl"].n == 3 * 7
-    # Per token, below the whole request. Compared by each phase's fastest sample: with n=3 beside
-    # another test file's work, one slowed step moved decode's median above e2e's (241 vs 135 ms).
+    # A stamp per token: each decode pass of new_tokens + 1 steps gives new_tokens intervals. Inside each
+    # request the first token and the gaps after it sum to no more than the request itself. (Orders across
+    # phases, e.g. decode below e2e, measure the machine's load between phases; under make test's two
+    # workers decode's fastest of 3 was once 153 ms/token against a fastest request of 96 ms.)
     (run,) = cell.processes
-    assert min(run.phases["decode"].samples) < min(run.phases["e2e"].samples)
+    assert run.phases["decode"].tokens == [8, 8, 8]
+    e2e, ttft, itl = (run.phases[p].samples for p in ("e2e", "ttft", "itl"))
+    for i, whole in enumerate(e2e):
+        inside = ttft[i] + sum(itl[7 * i:7 * (i + 1)])
+        assert 0 < inside <= whole + 1e-6, (i, inside, whole)
     assert cell.parity == "passed" and cell.weight_bytes == 25_016_064 * 4

@@ -83,12 +83,19 @@ def test_control_characters_in_url_parts_are_never_reflected_into_headers(repo_h
 
 def test_log_lines_escape_control_characters(repo_hub):
     raw(repo_hub.url, "GET", "/org/m/resolve/main/a%0d%0aforged%20line%1b")
-    deadline = time.monotonic() + 5  # the access line is written once the answer has gone out
-    while not any("forged" in line for line in repo_hub.lines) and time.monotonic() < deadline:
-        time.sleep(0.02)
     line = [line for line in repo_hub.lines if "forged" in line][-1]
     assert line.startswith("127.0.0.1 GET /org/m/resolve/main/a\\x0d\\x0aforged line\\x1b 404 ")
     assert "\r" not in line and "\n" not in line
+
+
+def test_an_answered_request_is_already_in_the_log(repo_hub):
+    """The access line goes out before the answer's last byte: a test (or an operator) that clears the
+    log after a call never sees that call's line arrive late."""
+    for i in range(60):
+        path = f"/org/m/resolve/main/probe-{i}" if i % 2 else f"/api/models/org/m/tree/main/probe-{i}"
+        status, _, _ = raw(repo_hub.url, "GET", path)
+        assert status == 404
+        assert repo_hub.lines and f"probe-{i} 404 " in repo_hub.lines[-1], (i, repo_hub.lines[-3:])
 
 
 def test_a_raw_control_character_in_the_request_line_is_refused(repo_hub):

@@ -47,7 +47,11 @@ async def unknown(request: Request) -> Response:
 
 
 class AccessLog:
-    """Logs every request once it is answered; routes the app on the still-encoded path."""
+    """Logs every request once, as its answer's last byte goes out; routes the app on the still-encoded path.
+
+    The line is written before that last byte is sent, so a client that has its answer finds the request
+    already in the log (a reader of the log never sees it trail the traffic it describes).
+    """
 
     def __init__(self, app: ASGIApp, state: HubState) -> None:
         self.app = app
@@ -59,11 +63,22 @@ class AccessLog:
             return
         started = time.perf_counter()
         status = 499  # what is logged when the client leaves before an answer
+        logged = False
+
+        def log() -> None:
+            nonlocal logged
+            if not logged:
+                logged = True
+                client = (scope.get("client") or ("-",))[0]
+                ms = (time.perf_counter() - started) * 1000
+                self.state.log(f"{client} {scope['method']} {escape(scope['path'])} {status} {ms:.0f}ms")
 
         async def logged_send(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                log()
             await send(message)
 
         raw = scope.get("raw_path") or scope["path"].encode()
@@ -71,9 +86,7 @@ class AccessLog:
         try:
             await self.app(routed, receive, logged_send)
         finally:
-            client = (scope.get("client") or ("-",))[0]
-            ms = (time.perf_counter() - started) * 1000
-            self.state.log(f"{client} {scope['method']} {escape(scope['path'])} {status} {ms:.0f}ms")
+            log()
 
 
 def build_app(state: HubState) -> Any:
