@@ -80,7 +80,7 @@ vllm: $(VLLM_STAMP)
 
 test: $(VLLM_STAMP)
 	$(order_note)
-	$(PYTEST) $(random_order) $(workers) $(PYTEST_ARGS)
+	$(PYTEST) $(random_order) $(workers) --durations=25 $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
 	$(order_note)
