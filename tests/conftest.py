@@ -196,7 +196,17 @@ def private_models(built: Callable[[str], Path], tmp_path: Path) -> Callable[...
 
 @pytest.fixture(scope="session")
 def verify_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One compile-cache root for the run's verify and bench calls, as a user's cache would be."""
+    """One compile-cache root for the run's verify and bench calls, as a user's cache would be.
+
+    Under xdist every worker gets the same root (beside the workers' own temp folders), as two
+    hubtool commands on one machine share ~/.cache/hubtool: a model compiled by one worker's test
+    is loaded from Inductor's cache by the other's instead of being compiled again (Inductor
+    writes its cache entries atomically, so concurrent workers are safe).
+    """
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = tmp_path_factory.getbasetemp().parent / "hubtool-cache"
+        shared.mkdir(exist_ok=True)
+        return shared
     return tmp_path_factory.mktemp("hubtool-cache")
 
 
