@@ -144,6 +144,9 @@ def test_gpt2_25m_cli_torch_and_vllm(private_models, verify_cache, tmp_path):
     assert m["prompt_logprobs"]["compared"] == sum(n + 8 - 1 for n in vllm.metrics["prompt_tokens"])
     assert m["generated_logprobs"]["compared"] == 24
     assert m["probe_logprobs"]["compared"] > 0 and m["probe_logprobs"]["rmse_ratio"] < RATIO
+    # One engine start: the probe's weights reloaded into the running engine. Had they not changed,
+    # the probe (sharper attention) would be far from its own reference, not within RATIO.
+    assert vllm.info["probe_weights"] == "reloaded in place"
     assert vllm.metrics["top1_agreement"] == 1.0 and vllm.metrics["greedy_flips"] == 0
     assert "gpt2-25m: vllm     passed" in result.output
 
