@@ -41,10 +41,16 @@ def load(
     if not _STATE:  # once per process: a second model (verify's probe) shares the compiled code and counters
         torch._dynamo.reset()
         counters.clear()
+        # Python float scalars in the model's code are compiled in as constants (and guarded) instead
+        # of being traced as tensors: without it Dynamo restarts its analysis of every graph once
+        # ("tensorify python scalars") and AOTAutograd's cache misses on the first attempt. Measured
+        # on gpt2-25m's three decoding graphs with a warm cache: 13.4 s -> 9.7 s.
+        torch._dynamo.config.specialize_float = True
         _STATE.append(_CountingInductor(mode))
     inductor = _STATE[0]
     loaded.model.forward = torch.compile(loaded.model.forward, backend=inductor, dynamic=dynamic)
-    loaded.info.update(compiler_backend="inductor", compile_mode=mode or "default", compile_dynamic=dynamic)
+    loaded.info.update(compiler_backend="inductor", compile_mode=mode or "default", compile_dynamic=dynamic,
+                       compile_specialize_float=True)
     loaded.refresh = lambda: _stats(inductor)
     loaded.refresh_info()
     return loaded

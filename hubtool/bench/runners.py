@@ -4,8 +4,8 @@ The phase loop (``hubtool.bench.phases``) owns warmup, repeats, failures and the
 a runner supplies the work:
 
 - ``prefill()``: what ``generate()`` computes for the prompt: one forward over it into a
-  fresh KV cache with logits for the last position only (``logits_to_keep=1``); timed by
-  the loop's clock.
+  fresh KV cache with logits for the last position only (``logits_to_keep=1``), called
+  with generate()'s own arguments (``hubtool.backends.decoding``); timed by the loop's clock.
 - ``decode(clock)``: after an untimed prefill, ``new_tokens`` single-token steps with the
   KV cache, each timed alone; returns the step times.
 - ``generate(clock)``: a real generation of ``new_tokens`` tokens, timed whole by the loop
@@ -73,8 +73,10 @@ class TorchRunner:
         self._eos = model.config.eos_token_id
 
     def _fresh_cache(self):
+        from hubtool.backends import decoding
+
         if not self.static_cache:
-            return None  # the model creates a DynamicCache
+            return decoding.fresh_cache(self.model)
         if self._cache is None:
             from transformers import StaticCache
 
@@ -85,17 +87,14 @@ class TorchRunner:
         return self._cache
 
     def _forward(self, ids, cache, start: int):
-        torch = self.torch
+        """One step with generate()'s own arguments (``hubtool.backends.decoding``): (cache, next tokens)."""
+        from hubtool.backends import decoding
+
         if self.mark_cudagraph_steps:
-            torch.compiler.cudagraph_mark_step_begin()
-        kwargs: dict[str, Any] = {"input_ids": ids, "use_cache": True, "past_key_values": cache, "logits_to_keep": 1}
-        if self.static_cache:
-            positions = torch.arange(start, start + ids.shape[1], device=self.device)
-            kwargs["position_ids"] = positions.unsqueeze(0).expand(ids.shape[0], -1)
-        with torch.inference_mode():
-            out = self.model(**kwargs)
+            self.torch.compiler.cudagraph_mark_step_begin()
+        cache, logits = decoding.step(self.model, ids, cache, start)
         # argmax makes a fresh tensor: safe even when CUDA graphs reuse the output buffer.
-        return out.past_key_values, out.logits[:, -1:].argmax(-1)
+        return cache, logits.argmax(-1, keepdim=True)
 
     def prefill(self) -> int:
         self._forward(self.ids, self._fresh_cache(), 0)

@@ -78,22 +78,23 @@ def _forward(model, ids, mask=None, positions=None):
 def _greedy(model, prompt: list[int], new_tokens: int, eos: int) -> list[int]:
     """N greedy tokens decoded with the KV cache, EOS blocked so every run yields N.
 
-    A plain loop over ``forward`` (what ``generate`` does, without its per-step logits
-    processors), so a compiled ``forward`` is what decodes.
+    A plain loop over ``forward`` with generate()'s own arguments (``hubtool.backends.decoding``),
+    without its per-step logits processors: a compiled ``forward`` decodes here with the
+    graphs that ``generate()`` and bench's phases use.
     """
     import torch
 
+    from hubtool.backends import decoding
+
     tokens: list[int] = []
-    ids = torch.tensor([prompt])
-    past = None
-    with torch.inference_mode():
-        for _ in range(new_tokens):
-            out = model(input_ids=ids, past_key_values=past, use_cache=True, logits_to_keep=1)
-            past = out.past_key_values
-            row = out.logits[0, -1].clone()
-            row[eos] = -math.inf
-            tokens.append(int(row.argmax()))
-            ids = torch.tensor([[tokens[-1]]])
+    ids, cache, start = torch.tensor([prompt]), decoding.fresh_cache(model), 0
+    for _ in range(new_tokens):
+        cache, logits = decoding.step(model, ids, cache, start)
+        start += ids.shape[1]
+        row = logits[0].clone()
+        row[eos] = -math.inf
+        tokens.append(int(row.argmax()))
+        ids = torch.tensor([[tokens[-1]]])
     return tokens
 
 
