@@ -68,9 +68,8 @@ def test_the_loop_passes_what_generate_passes(tiny_dir: Path) -> None:
     # generate() runs one forward per token; the loop runs the same ones, argument for argument.
     assert len(by_generate) == NEW_TOKENS
     assert calls == by_generate
-    assert [key for key, _ in calls[0]] == ["input_ids", "past_key_values", "position_ids", "logits_to_keep",
-                                            "use_cache", "return_dict"]
-    assert dict(calls[0])["past_key_values"] == "DynamicCache"  # a fresh cache, not None
+    # The prompt's call gets a fresh cache, not None (transformers 5.19 names it past_key_values, 5.24 cache).
+    assert "DynamicCache" in dict(calls[0]).values()
     assert dict(calls[1])["position_ids"] == ((1, 1), torch.int64, [[len(prompt)]])
     assert looped == generated
 

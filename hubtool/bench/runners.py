@@ -71,6 +71,9 @@ class TorchRunner:
         self.mark_cudagraph_steps = mark_cudagraph_steps
         self._cache: Any = None  # a transformers StaticCache once made
         self._eos = model.config.eos_token_id
+        from hubtool.backends import decoding
+
+        decoding.generate_keywords(model)  # recorded now, so no phase's first call includes it
 
     def _fresh_cache(self):
         from hubtool.backends import decoding
