@@ -29,7 +29,7 @@ def test_demo_pipeline_on_tiny_gpt2(tmp_path: Path, verify_cache: Path) -> None:
     )
     log = done.stdout + done.stderr
     assert done.returncode == 0, log[-4000:]
-    stages = ("list", "build", "verify tiny-gpt2", "bench", "card", "report", "push", "verify Crusadersk/tiny-gpt2")
+    stages = ("list", "build", "verify", "bench", "card", "report", "push", "verify pulled")
     for stage in stages:
         assert f"--- {stage}: exit 0" in log, stage
     # the ending: each stage's wall time, then where things are and what to open first

@@ -51,6 +51,9 @@ def assert_compiled(verdict) -> None:
     assert info["compile_seconds"] > 0
     assert info["fxgraph_cache_hits"] + info["fxgraph_cache_misses"] >= info["graphs"]
     assert info["output_code_modules"] >= info["graphs"]  # Inductor's own evidence that it made the code
+    # Two no-cache forwards (one prompt, a padded batch), then decoding's prefill, first cached step
+    # and later steps, shared by the greedy loop and generate() (hubtool.backends.decoding).
+    assert info["graphs"] == 5
 
 
 @pytest.fixture(scope="module")
@@ -150,3 +153,93 @@ def test_gpt2_25m_cli_torch_and_vllm(private_models, verify_cache, tmp_path):
     assert vllm.metrics["top1_agreement"] == 1.0 and vllm.metrics["greedy_flips"] == 0
     assert "gpt2-25m: vllm     passed" in result.output
 
+
+
+def test_jobs_overlap_targets_and_change_no_report(tiny_dir, warm_verify_cache, tmp_path):
+    """--jobs 2: two targets' workers run at once, and each report equals a run on its own."""
+    import time
+
+    from hubtool.verify.run import verify_targets
+
+    folders = [linked_copy(tiny_dir, tmp_path / name / "tiny-gpt2") for name in ("a", "b")]
+    events: list[tuple[float, str, str, str]] = []
+
+    def progress_for(target):
+        return lambda event, backend, data: events.append((time.monotonic(), target, event, backend))
+
+    results = list(verify_targets([str(f) for f in folders], jobs=2, progress_for=progress_for,
+                                  backends="eager,compile", cache_dir=warm_verify_cache))
+    assert [t for t, _, _ in results] == [str(f) for f in folders]  # in the order given
+    alone, _ = verify_target(str(folders[0]), backends="eager,compile", cache_dir=warm_verify_cache,
+                             output=tmp_path / "alone.json")
+    for _, report, path in results:
+        assert path.is_file() and report.status == "passed"
+        for name in ("eager", "compile"):
+            assert report.backends[name].metrics == alone.backends[name].metrics
+    # Overlap: the second target's reference started before the first target's last worker ended.
+    second_start = min(t for t, target, event, _ in events if target == str(folders[1]) and event == "start")
+    first_end = max(t for t, target, event, _ in events if target == str(folders[0]) and event == "done")
+    assert second_start < first_end
+
+
+def _processes_using(path: str) -> list[int]:
+    """Live processes whose environment mentions ``path`` (an isolated worker's cache folder)."""
+    found = []
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                with open(f"/proc/{entry.name}/environ", "rb") as handle:
+                    if path.encode() in handle.read():
+                        found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def test_ctrl_c_with_jobs_kills_every_worker_and_writes_nothing(tiny_dir, tmp_path):
+    """Ctrl-C while two targets compile at once: exit 130, no worker left, no report written.
+
+    The workers run in sessions of their own, so the terminal's signal reaches only hubtool;
+    it must take down the worker of the other thread too. Readiness is the child's own
+    progress line for each compile stage, not a sleep.
+    """
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    folders = [linked_copy(tiny_dir, tmp_path / name / "tiny-gpt2") for name in ("a", "b")]
+    cache = tmp_path / "cache"  # cold: the compiles run long enough to be interrupted
+    proc = subprocess.Popen([sys.executable, "-m", "hubtool", "verify", *map(str, folders), "--backend",
+                             "eager,compile", "--jobs", "2"], env={**os.environ, "HUBTOOL_CACHE": str(cache)},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    compiling = threading.Event()
+
+    def read() -> None:
+        for line in proc.stderr:
+            lines.append(line)
+            if sum("verify compile started" in seen for seen in lines) == 2:
+                compiling.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        assert compiling.wait(300), "".join(lines[-20:])
+        proc.send_signal(signal.SIGINT)
+        sent = time.monotonic()
+        proc.wait(timeout=60)
+        waited = time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    reader.join(timeout=10)
+    assert proc.returncode == 130, "".join(lines[-20:])
+    assert waited < 30  # the cold compiles had minutes to go
+    assert "Traceback" not in "".join(lines)
+    deadline = time.monotonic() + 15  # the forkserver notices its parent is gone on its own
+    while _processes_using(str(cache)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _processes_using(str(cache)) == []
+    assert not any((f / "verification.json").exists() for f in folders)

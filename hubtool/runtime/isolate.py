@@ -22,11 +22,14 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from hubtool.runtime import interrupt
 
 STDERR_TAIL_CHARS = 4000
 CAUSE_SCAN_CHARS = 200_000
@@ -114,7 +117,11 @@ def run_isolated(
     environ = child_env(cache_dir=cache_dir, threads=threads, extra=env)
     start = time.perf_counter()
     try:
-        child = _start(request, run_dir, environ, preload)
+        with _LIVE_LOCK:
+            if interrupt.requested():  # another thread's run was interrupted: start nothing new
+                raise KeyboardInterrupt
+            child = _start(request, run_dir, environ, preload)
+            _LIVE.add(child.pid)
         if on_start:
             on_start(child.pid)
         try:
@@ -123,7 +130,12 @@ def run_isolated(
             _kill_group(child.pid)
             child.wait(None)
             raise
+        finally:
+            with _LIVE_LOCK:
+                _LIVE.discard(child.pid)
         _kill_group(child.pid)
+        if interrupt.requested():  # killed by kill_running() from the thread that took the Ctrl-C
+            raise KeyboardInterrupt
         timed_out = code is None
         if timed_out:
             code = child.wait(None)
@@ -141,6 +153,27 @@ def run_isolated(
         return IsolatedResult("crashed", None, code, tail, seconds, cause)
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
+
+
+# Children now running, from any thread: kill_running() takes them down when the command is
+# interrupted while several runs go on at once (verify --jobs). The lock also makes a start and
+# its registration one step, so no child can start after kill_running() has looked.
+_LIVE: set[int] = set()
+_LIVE_LOCK = threading.Lock()
+
+
+def kill_running() -> int:
+    """Kill every isolated child still running (each with its process group); returns how many.
+
+    For the thread that took a Ctrl-C while other threads wait on their children: only the
+    main thread sees KeyboardInterrupt, and the children run in sessions of their own, so the
+    terminal's signal never reaches them.
+    """
+    with _LIVE_LOCK:
+        running = sorted(_LIVE)
+        for pid in running:
+            _kill_group(pid)
+    return len(running)
 
 
 class _Popen:
@@ -188,7 +221,7 @@ def _forkserver(preload: tuple[str, ...]):
     """One forkserver per process: the first caller's preload list is the one it keeps."""
     import multiprocessing
 
-    if not _FORKSERVER:
+    if not _FORKSERVER:  # callers hold _LIVE_LOCK: one thread makes it
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(["hubtool.runtime.isolate", *preload])
         _FORKSERVER.append(context)
