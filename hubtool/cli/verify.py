@@ -91,8 +91,9 @@ def _source_line(report: Any) -> str | None:
               help="Only audit the card against config.json and the safetensors headers (range reads); "
                    "no weights are downloaded or run.")
 @click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Targets verified at once. A compile mostly keeps one core busy, so --jobs 2 on a "
-                   "2-core machine verifies a family in about half the time. Reports do not depend on it.")
+              help="Targets verified at once. One verification keeps about 2 cores busy (the reference's "
+                   "threads, Inductor's parallel kernel builds), so this pays where there are more: on 2 cores "
+                   "--jobs 2 was no faster. Reports do not depend on it.")
 @json_option
 @output_option
 @out_option

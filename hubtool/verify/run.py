@@ -139,10 +139,11 @@ def verify_targets(targets: list[str], *, jobs: int = 1,
     """``verify_target`` for each target, up to ``jobs`` at once; yields in the order given.
 
     Each target's backends still run one after another in their own processes; ``jobs`` only
-    overlaps targets. A compile is mostly one core's work (Dynamo's tracing, one C++ build per
-    graph), so on a 2-core machine two targets at once take about half the time of one after
-    the other. Reports do not depend on ``jobs``: every worker keeps the same pinned thread
-    count. vLLM workers never overlap (``_ENGINE_LOCK``).
+    overlaps targets. One verification keeps about two cores busy (the reference worker's
+    threads, Inductor's parallel kernel builds), so overlapping pays on machines with more
+    cores than that: on 2 cores the five bundled models took 427 s with ``jobs=2`` against
+    423 s one after another. Reports do not depend on ``jobs``: every worker keeps the same
+    pinned thread count. vLLM workers never overlap (``_ENGINE_LOCK``).
 
     A Ctrl-C kills every running worker and ends the run (nothing is written for a target cut
     short). Another error in one target lets the targets already running finish, starts no
