@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import time
 
+import pytest
+
 from hubtool.runtime.isolate import run_isolated
 
 
@@ -68,3 +70,45 @@ def test_forked_from_preloaded_server(tmp_path):
     hung = run_isolated("tests.isolate_workers:hang", {"seconds": 120}, timeout=2, cache_dir=tmp_path,
                         preload=("json",))
     assert (hung.status, hung.exit_code) == ("timeout", -9)
+
+
+@pytest.mark.parametrize("preload", [(), ("json",)], ids=["interpreter", "forked"])
+def test_ctrl_c_the_moment_a_child_starts_kills_it(tmp_path, preload):
+    """A Ctrl-C can land before the child has made its own process group (its first step):
+    the child must die all the same, and the caller must not wait for its work."""
+    pids: list[int] = []
+
+    def interrupted(pid: int) -> None:
+        pids.append(pid)
+        raise KeyboardInterrupt
+
+    start = time.perf_counter()
+    with pytest.raises(KeyboardInterrupt):
+        run_isolated("tests.isolate_workers:hang", {"seconds": 120}, timeout=300, cache_dir=tmp_path,
+                     preload=preload, on_start=interrupted)
+    assert time.perf_counter() - start < 30
+    with pytest.raises(ProcessLookupError):
+        os.kill(pids[0], 0)  # gone, and reaped
+
+
+def test_kill_running_takes_down_other_threads_children(tmp_path):
+    """What verify --jobs does on Ctrl-C: the thread that took it kills the children other threads wait on."""
+    import threading
+
+    from hubtool.runtime.isolate import kill_running
+
+    started = threading.Event()
+    results = []
+
+    def run() -> None:
+        results.append(run_isolated("tests.isolate_workers:hang", {"seconds": 120}, timeout=300,
+                                    cache_dir=tmp_path, on_start=lambda pid: started.set()))
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    assert started.wait(60)
+    assert kill_running() == 1
+    thread.join(timeout=30)
+    assert not thread.is_alive()
+    assert (results[0].status, results[0].exit_code) == ("crashed", -9)
+    assert kill_running() == 0

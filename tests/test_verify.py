@@ -228,7 +228,10 @@ def test_ctrl_c_with_jobs_kills_every_worker_and_writes_nothing(tiny_dir, tmp_pa
         assert compiling.wait(300), "".join(lines[-20:])
         proc.send_signal(signal.SIGINT)
         sent = time.monotonic()
-        proc.wait(timeout=60)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            pytest.fail("hubtool verify --jobs 2 still ran 60 s after Ctrl-C:\n" + "".join(lines[-20:]))
         waited = time.monotonic() - sent
     finally:
         if proc.poll() is None:

@@ -121,18 +121,18 @@ def run_isolated(
             if interrupt.requested():  # another thread's run was interrupted: start nothing new
                 raise KeyboardInterrupt
             child = _start(request, run_dir, environ, preload)
-            _LIVE.add(child.pid)
-        if on_start:
-            on_start(child.pid)
+            _LIVE[child.pid] = child
         try:
+            if on_start:
+                on_start(child.pid)
             code = child.wait(timeout)
-        except BaseException:  # Ctrl-C in the caller: take the child down too
-            _kill_group(child.pid)
+        except BaseException:  # Ctrl-C in the caller (or in on_start): take the child down too
+            _kill(child)
             child.wait(None)
             raise
         finally:
             with _LIVE_LOCK:
-                _LIVE.discard(child.pid)
+                _LIVE.pop(child.pid, None)
         _kill_group(child.pid)
         if interrupt.requested():  # killed by kill_running() from the thread that took the Ctrl-C
             raise KeyboardInterrupt
@@ -158,7 +158,7 @@ def run_isolated(
 # Children now running, from any thread: kill_running() takes them down when the command is
 # interrupted while several runs go on at once (verify --jobs). The lock also makes a start and
 # its registration one step, so no child can start after kill_running() has looked.
-_LIVE: set[int] = set()
+_LIVE: dict[int, Any] = {}  # pid -> _Popen or _Forked
 _LIVE_LOCK = threading.Lock()
 
 
@@ -170,9 +170,9 @@ def kill_running() -> int:
     terminal's signal never reaches them.
     """
     with _LIVE_LOCK:
-        running = sorted(_LIVE)
-        for pid in running:
-            _kill_group(pid)
+        running = list(_LIVE.values())
+        for child in running:
+            _kill(child)
     return len(running)
 
 
@@ -193,6 +193,9 @@ class _Popen:
         except subprocess.TimeoutExpired:
             return None
 
+    def kill(self) -> None:
+        self.proc.kill()  # a no-op once the child is reaped
+
 
 class _Forked:
     """A child forked from a multiprocessing forkserver that preloaded heavy modules."""
@@ -208,6 +211,9 @@ class _Forked:
     def wait(self, timeout: float | None) -> int | None:
         self.proc.join(timeout)
         return self.proc.exitcode
+
+    def kill(self) -> None:
+        self.proc.kill()  # a no-op once the child is reaped
 
 
 def _start(request: Path, run_dir: Path, environ: dict[str, str], preload: tuple[str, ...]):
@@ -263,6 +269,18 @@ def _kill_group(pgid: int) -> None:
         os.killpg(pgid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def _kill(child: Any) -> None:
+    """Kill a running child and every process in its group.
+
+    The child makes its own group (``setsid``) as its first step, but a kill can come before
+    that step (a Ctrl-C right after the child started), when its group does not exist yet: the
+    child itself is killed too, through its process object, which never signals a pid that
+    was already reaped.
+    """
+    _kill_group(child.pid)
+    child.kill()
 
 
 def _tail(path: Path, chars: int = STDERR_TAIL_CHARS) -> str | None:
