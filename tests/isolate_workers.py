@@ -31,3 +31,11 @@ def hang(*, seconds: float) -> None:
 
 def fail() -> None:
     raise ValueError("worker refused: bad input 42")
+
+
+def inductor_isas() -> dict:
+    """Whether Inductor already knew this machine's vector instruction sets when the worker started, and which."""
+    from torch._inductor import cpu_vec_isa
+
+    known = cpu_vec_isa.valid_vec_isa_list.cache_info().currsize == 1
+    return {"known_at_start": known, "isas": [str(isa) for isa in cpu_vec_isa.valid_vec_isa_list()]}

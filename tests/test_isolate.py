@@ -112,3 +112,38 @@ def test_kill_running_takes_down_other_threads_children(tmp_path):
     assert not thread.is_alive()
     assert (results[0].status, results[0].exit_code) == ("crashed", -9)
     assert kill_running() == 0
+
+
+@pytest.mark.slow
+def test_forked_torch_workers_start_with_inductor_s_machine_checks_done(tmp_path):
+    """The fork server works out once which vector instruction sets Inductor can build (a dry build
+    and a loading process per set, about 1.2 s): forked workers start knowing the answer, and it is
+    the one a fresh interpreter works out. The server's dry builds go to hubtool's compile cache."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = (
+        "import json, sys\n"
+        "from pathlib import Path\n"
+        "from hubtool.runtime.isolate import run_isolated\n"
+        "from hubtool.verify.run import TORCH_PRELOAD\n"
+        "if __name__ == '__main__':\n"
+        "    runs = [run_isolated('tests.isolate_workers:inductor_isas', timeout=300, cache_dir=Path(sys.argv[1]),\n"
+        "                         preload=preload) for preload in ((), TORCH_PRELOAD)]\n"
+        "    print(json.dumps([[r.status, r.result, r.stderr_tail] for r in runs]))\n"
+    )
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "HUBTOOL_CACHE": str(tmp_path / "cache"),
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "work")], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    (fresh_status, fresh, fresh_err), (forked_status, forked, forked_err) = json.loads(done.stdout.splitlines()[-1])
+    assert fresh_status == "ok", fresh_err
+    assert forked_status == "ok", forked_err
+    assert fresh["known_at_start"] is False
+    assert forked["known_at_start"] is True
+    assert forked["isas"] == fresh["isas"]
+    assert list((tmp_path / "cache" / "compile" / "inductor").rglob("*.so")), "the server's dry builds are elsewhere"

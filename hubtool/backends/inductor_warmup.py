@@ -1,0 +1,44 @@
+"""Inductor's start-up checks, done once in the fork server instead of again in every worker.
+
+Before a process compiles or loads Inductor's CPU code, Inductor works out which vector
+instruction sets this machine can build and load: a g++ dry build per instruction set (kept
+in the compile cache) and then, every time, a fresh Python process per set that loads the
+result. It also hashes torch's and Triton's sources for its cache keys. Together about 1.7 s
+per process on 2 cores, cache warm or not. Inductor keeps all three answers for the life of
+the process (``functools.cache``), so computing them in the server that torch workers are
+forked from (``hubtool.verify.run.TORCH_PRELOAD``) hands every forked worker the answers.
+They depend on the machine and the installed packages, never on a model or a run.
+
+Importing this module is the warm-up: a fork server can only import. A failure here costs
+nothing but time (each worker then works the answers out itself), so it is swallowed.
+"""
+
+from __future__ import annotations
+
+import os
+
+
+def warm() -> None:
+    """Compute Inductor's per-process answers now; the dry builds go to hubtool's compile cache."""
+    from hubtool.runtime.cache import compile_cache
+
+    previous = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    # The same folder the workers use (``isolate.child_env``), so make clean removes the builds.
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(compile_cache() / "inductor")
+    try:
+        from torch._inductor import codecache, cpu_vec_isa
+
+        cpu_vec_isa.valid_vec_isa_list()
+        codecache.torch_key()
+        codecache.triton_key()
+    finally:
+        if previous is None:
+            os.environ.pop("TORCHINDUCTOR_CACHE_DIR", None)
+        else:
+            os.environ["TORCHINDUCTOR_CACHE_DIR"] = previous
+
+
+try:
+    warm()
+except Exception:  # noqa: BLE001, S110 - an optimisation only: the workers compute the same themselves
+    pass
