@@ -39,3 +39,11 @@ def inductor_isas() -> dict:
 
     known = cpu_vec_isa.valid_vec_isa_list.cache_info().currsize == 1
     return {"known_at_start": known, "isas": [str(isa) for isa in cpu_vec_isa.valid_vec_isa_list()]}
+
+
+def compile_small() -> float:
+    """Compile and run one small function with Inductor on the CPU (a C++ kernel, built with its precompiled header)."""
+    import torch
+
+    compiled = torch.compile(lambda x: (x * 2).sin().sum(), backend="inductor")
+    return float(compiled(torch.ones(64)))

@@ -118,8 +118,10 @@ def test_kill_running_takes_down_other_threads_children(tmp_path):
 def test_forked_torch_workers_start_with_inductor_s_machine_checks_done(tmp_path):
     """The fork server works out once which vector instruction sets Inductor can build (a dry build
     and a loading process per set, about 1.2 s): forked workers start knowing the answer, and it is
-    the one a fresh interpreter works out. The server's dry builds go to hubtool's compile cache."""
+    the one a fresh interpreter works out. The server's dry builds and the precompiled header a
+    forked worker's kernel build makes (150 MB) go to hubtool's compile cache, not torch's /tmp folder."""
     import json
+    import math
     import subprocess
     import sys
     from pathlib import Path
@@ -132,6 +134,8 @@ def test_forked_torch_workers_start_with_inductor_s_machine_checks_done(tmp_path
         "if __name__ == '__main__':\n"
         "    runs = [run_isolated('tests.isolate_workers:inductor_isas', timeout=300, cache_dir=Path(sys.argv[1]),\n"
         "                         preload=preload) for preload in ((), TORCH_PRELOAD)]\n"
+        "    runs.append(run_isolated('tests.isolate_workers:compile_small', timeout=300,\n"
+        "                             cache_dir=Path(sys.argv[1]), preload=TORCH_PRELOAD))\n"
         "    print(json.dumps([[r.status, r.result, r.stderr_tail] for r in runs]))\n"
     )
     root = Path(__file__).resolve().parent.parent
@@ -140,10 +144,14 @@ def test_forked_torch_workers_start_with_inductor_s_machine_checks_done(tmp_path
     done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "work")], cwd=root, env=env,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
-    (fresh_status, fresh, fresh_err), (forked_status, forked, forked_err) = json.loads(done.stdout.splitlines()[-1])
+    (fresh_status, fresh, fresh_err), (forked_status, forked, forked_err), (small_status, small, small_err) = (
+        json.loads(done.stdout.splitlines()[-1]))
     assert fresh_status == "ok", fresh_err
     assert forked_status == "ok", forked_err
     assert fresh["known_at_start"] is False
     assert forked["known_at_start"] is True
     assert forked["isas"] == fresh["isas"]
     assert list((tmp_path / "cache" / "compile" / "inductor").rglob("*.so")), "the server's dry builds are elsewhere"
+    assert small_status == "ok", small_err
+    assert small == pytest.approx(float(64 * math.sin(2.0)), rel=1e-5)
+    assert list((tmp_path / "cache" / "compile").rglob("*.gch")), "the precompiled header went elsewhere"

@@ -9,6 +9,13 @@ the process (``functools.cache``), so computing them in the server that torch wo
 forked from (``hubtool.verify.run.TORCH_PRELOAD``) hands every forked worker the answers.
 They depend on the machine and the installed packages, never on a model or a run.
 
+It also keeps Inductor's precompiled headers (about 150 MB per environment) in hubtool's
+compile cache, where ``make clean`` finds them: Inductor puts them in the temporary folder it
+sees when ``torch._inductor.codecache`` is first imported, which for forked workers is this
+server's. So this module runs before Inductor is imported (first in ``TORCH_PRELOAD``'s
+Inductor part) and gives the server the temporary folder the workers get
+(``isolate.child_env``).
+
 Importing this module is the warm-up: a fork server can only import. A failure here costs
 nothing but time (each worker then works the answers out itself), so it is swallowed.
 """
@@ -20,11 +27,16 @@ import os
 
 def warm() -> None:
     """Compute Inductor's per-process answers now; the dry builds go to hubtool's compile cache."""
+    import tempfile
+
     from hubtool.runtime.cache import compile_cache
 
+    # The folders the workers get (``isolate.child_env``), so make clean removes what lands there.
+    cache = compile_cache()
+    (cache / "tmp").mkdir(parents=True, exist_ok=True)
+    tempfile.tempdir = str(cache / "tmp")
     previous = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
-    # The same folder the workers use (``isolate.child_env``), so make clean removes the builds.
-    os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(compile_cache() / "inductor")
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(cache / "inductor")
     try:
         from torch._inductor import codecache, cpu_vec_isa
 
