@@ -368,6 +368,7 @@ def bench_models(
     ``cell_target`` names the worker function (tests give the harness a fake one).
     """
     from hubtool.runtime.isolate import run_isolated
+    from hubtool.verify.run import TORCH_PRELOAD
 
     settings = settings.checked()
     if settings.device == "cuda" and not _cuda_available():
@@ -375,7 +376,11 @@ def bench_models(
     run = Models(dict(models))
     cache = cache or cache_root()
     isolate: dict[str, Any] = {"cache_dir": compile_cache(cache), "threads": settings.threads}
-    probe = run_isolated("hubtool.bench.machine:probe_machine", {"device": settings.device}, timeout=300, **isolate)
+    # Forked from the torch workers' server when the cells will need it anyway: about 3 s less than
+    # a fresh interpreter, which imports torch and tears it down again just for the probe.
+    probe = run_isolated("hubtool.bench.machine:probe_machine", {"device": settings.device}, timeout=300,
+                         preload=TORCH_PRELOAD if any(b.engine == "transformers" for b in backends) else (),
+                         **isolate)
     if probe.status != "ok":
         raise ArtifactError(f"measuring the machine failed ({probe.status}): {probe.cause or probe.stderr_tail}")
     machine = machine_of(probe.result["fingerprint"], device=settings.device)
