@@ -130,12 +130,12 @@ def test_forked_torch_workers_start_with_inductor_s_machine_checks_done(tmp_path
         "import json, sys\n"
         "from pathlib import Path\n"
         "from hubtool.runtime.isolate import run_isolated\n"
-        "from hubtool.verify.run import TORCH_PRELOAD\n"
+        "from hubtool.verify.run import torch_preload\n"
         "if __name__ == '__main__':\n"
         "    runs = [run_isolated('tests.isolate_workers:inductor_isas', timeout=300, cache_dir=Path(sys.argv[1]),\n"
-        "                         preload=preload) for preload in ((), TORCH_PRELOAD)]\n"
+        "                         preload=preload) for preload in ((), torch_preload(compiled=True))]\n"
         "    runs.append(run_isolated('tests.isolate_workers:compile_small', timeout=300,\n"
-        "                             cache_dir=Path(sys.argv[1]), preload=TORCH_PRELOAD))\n"
+        "                             cache_dir=Path(sys.argv[1]), preload=torch_preload(compiled=True)))\n"
         "    print(json.dumps([[r.status, r.result, r.stderr_tail] for r in runs]))\n"
     )
     root = Path(__file__).resolve().parent.parent

@@ -6,14 +6,14 @@ in the compile cache) and then, every time, a fresh Python process per set that 
 result. It also hashes torch's and Triton's sources for its cache keys. Together about 1.7 s
 per process on 2 cores, cache warm or not. Inductor keeps all three answers for the life of
 the process (``functools.cache``), so computing them in the server that torch workers are
-forked from (``hubtool.verify.run.TORCH_PRELOAD``) hands every forked worker the answers.
+forked from (``hubtool.verify.run.COMPILE_PRELOAD``) hands every forked worker the answers.
 They depend on the machine and the installed packages, never on a model or a run.
 
 It also keeps Inductor's precompiled headers (about 150 MB per environment) in hubtool's
 compile cache, where ``make clean`` finds them: Inductor puts them in the temporary folder it
 sees when ``torch._inductor.codecache`` is first imported, which for forked workers is this
-server's. So this module runs before Inductor is imported (first in ``TORCH_PRELOAD``'s
-Inductor part) and gives the server the temporary folder the workers get
+server's. So this module runs before Inductor is imported (first in ``COMPILE_PRELOAD``)
+and gives the server the temporary folder and Inductor cache the workers get
 (``isolate.child_env``).
 
 Importing this module is the warm-up: a fork server can only import. A failure here costs
@@ -30,13 +30,13 @@ def warm() -> None:
     import tempfile
 
     from hubtool.runtime.cache import compile_cache
+    from hubtool.runtime.isolate import child_env
 
-    # The folders the workers get (``isolate.child_env``), so make clean removes what lands there.
-    cache = compile_cache()
-    (cache / "tmp").mkdir(parents=True, exist_ok=True)
-    tempfile.tempdir = str(cache / "tmp")
+    # The folders the workers get, so make clean removes what lands there.
+    workers = child_env(cache_dir=compile_cache(), threads=None)
+    tempfile.tempdir = workers["TMPDIR"]
     previous = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
-    os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(cache / "inductor")
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = workers["TORCHINDUCTOR_CACHE_DIR"]
     try:
         from torch._inductor import codecache, cpu_vec_isa
 

@@ -368,7 +368,7 @@ def bench_models(
     ``cell_target`` names the worker function (tests give the harness a fake one).
     """
     from hubtool.runtime.isolate import run_isolated
-    from hubtool.verify.run import TORCH_PRELOAD
+    from hubtool.verify.run import torch_preload
 
     settings = settings.checked()
     if settings.device == "cuda" and not _cuda_available():
@@ -376,11 +376,12 @@ def bench_models(
     run = Models(dict(models))
     cache = cache or cache_root()
     isolate: dict[str, Any] = {"cache_dir": compile_cache(cache), "threads": settings.threads}
-    # Forked from the torch workers' server when the cells will need it anyway: about 3 s less than
-    # a fresh interpreter, which imports torch and tears it down again just for the probe.
+    # The torch workers' server, where the cells need one. The machine probe forks from it too: about
+    # 3 s less than a fresh interpreter, which imports torch and tears it down again just for the probe.
+    preload = (torch_preload(compiled=any(b.compiled for b in backends))
+               if any(b.engine == "transformers" for b in backends) else ())
     probe = run_isolated("hubtool.bench.machine:probe_machine", {"device": settings.device}, timeout=300,
-                         preload=TORCH_PRELOAD if any(b.engine == "transformers" for b in backends) else (),
-                         **isolate)
+                         preload=preload, **isolate)
     if probe.status != "ok":
         raise ArtifactError(f"measuring the machine failed ({probe.status}): {probe.cause or probe.stderr_tail}")
     machine = machine_of(probe.result["fingerprint"], device=settings.device)
@@ -422,7 +423,7 @@ def bench_models(
             backend = registry.get(backend_name)
             runs[name, backend_name, size].append(_run_process(
                 name, run.folders[name], backend, size, settings=settings, isolate=isolate, round_=round_,
-                cores=cores, progress=progress, target=cell_target,
+                cores=cores, progress=progress, target=cell_target, preload=preload,
                 position={"index": index, "total": total, "round": round_, "rounds": settings.processes}))
 
     written: dict[str, Path] = {}
@@ -457,9 +458,8 @@ def bench_models(
 
 def _run_process(name: str, folder: Path, backend: Backend, batch_size: int, *, settings: BenchSettings,
                  isolate: dict[str, Any], round_: int, cores: int, progress: BenchProgress | None, target: str,
-                 position: dict[str, Any]) -> ProcessRun:
+                 preload: tuple[str, ...], position: dict[str, Any]) -> ProcessRun:
     from hubtool.runtime.isolate import run_isolated
-    from hubtool.verify.run import TORCH_PRELOAD
 
     progress_path = Path(isolate["cache_dir"]) / f"progress-{os.getpid()}-{position['index']}.json"
     where = {"model": name, "backend": backend.name, "batch": batch_size, **position}
@@ -476,7 +476,7 @@ def _run_process(name: str, folder: Path, backend: Backend, batch_size: int, *, 
              "prompt_len": settings.prompt_len, "new_tokens": settings.new_tokens, "batch_size": batch_size,
              "warmup": settings.warmup, "rule": asdict(settings.rule), "seed": settings.seed,
              "progress_path": str(progress_path)},
-            timeout=settings.timeout, preload=TORCH_PRELOAD if backend.engine == "transformers" else (),
+            timeout=settings.timeout, preload=preload if backend.engine == "transformers" else (),
             on_start=started, **isolate,
         )
         progress_data = read_json_object(progress_path) if progress_path.is_file() else None

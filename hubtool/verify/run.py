@@ -43,14 +43,20 @@ from hubtool.verify.weights import BUFFER_SUFFIXES, check_weights
 DEFAULT_NEW_TOKENS = 8
 DEFAULT_TIMEOUT_S = 900.0
 # Imported once by the server the torch workers are forked from (see hubtool.runtime.isolate).
-# Inductor's machine checks (inductor_warmup, which must come before Inductor's own modules):
-# measured 8.7 -> 6.3 s per compiled bench process; Dynamo and Inductor's entry point: about 1.2 s
-# more that every compiled worker would pay again.
 TORCH_PRELOAD = (
     "torch", "safetensors.torch", "transformers.models.auto.modeling_auto",
     "transformers.models.auto.tokenization_auto", "transformers.models.gpt2.modeling_gpt2",
-    "hubtool.backends.inductor_warmup", "torch._inductor.compile_fx",
 )
+# And when a compiled backend runs: Inductor's machine checks (inductor_warmup, which must come
+# before Inductor's own modules; measured 8.7 -> 6.3 s per compiled bench process), then Dynamo and
+# Inductor's entry point (about 1.2 s more that every compiled worker would pay again). A run
+# without one would only wait for them, about 3.6 s at start-up.
+COMPILE_PRELOAD = ("hubtool.backends.inductor_warmup", "torch._inductor.compile_fx")
+
+
+def torch_preload(*, compiled: bool) -> tuple[str, ...]:
+    """What the torch workers' server imports, for a run with or without a compiled backend."""
+    return (*TORCH_PRELOAD, *COMPILE_PRELOAD) if compiled else TORCH_PRELOAD
 
 # One vLLM engine at a time, whatever --jobs says: vLLM's CPU build binds its threads to the cores
 # and sizes its KV cache from the memory it finds free, so two engines would fight over both.
@@ -237,14 +243,15 @@ class _Run:
         self.target, self.tol, self.new_tokens, self.cache = target, tol, new_tokens, cache
         self.timeout, self.threads, self.progress = timeout, threads, progress
 
-    def _isolated(self, name: str, worker: str, kwargs: dict[str, Any], *, preload: bool) -> IsolatedResult:
+    def _isolated(self, name: str, worker: str, kwargs: dict[str, Any], *,
+                  preload: tuple[str, ...]) -> IsolatedResult:
         def started(pid: int) -> None:
             if self.progress:
                 self.progress("start", name, {"pid": pid})
 
         return run_isolated(f"hubtool.verify.parity:{worker}", kwargs, timeout=self.timeout,
                             cache_dir=compile_cache(self.cache), threads=self.threads,
-                            preload=TORCH_PRELOAD if preload else (), on_start=started)
+                            preload=preload, on_start=started)
 
     def _done(self, name: str, verdicts: dict[str, Verdict], verdict: Verdict) -> None:
         verdicts[name] = verdict
@@ -268,12 +275,13 @@ class _Run:
         folder = str(self.target.folder.resolve())
         regenerate, why_not = self._regenerate()
         claim = self.target.claim
+        preload = torch_preload(compiled=any(b.compiled for b in chosen))
         try:
             res = self._isolated("eager", "reference_worker", {
                 "folder": folder, "work_dir": str(work), "new_tokens": self.new_tokens, "regenerate": regenerate,
                 "spec_config": claim.config if claim else None,
                 "spec_dtype": claim.dtype if claim else None,
-            }, preload=True)
+            }, preload=preload)
             names = [b.name for b in chosen]
             if res.status != "ok":
                 crashed = _crashed(res, self.timeout)
@@ -295,7 +303,7 @@ class _Run:
                 self._done("eager", verdicts, self._judged(registry.get("eager"), res))
             for backend in chosen:
                 if backend.name != "eager":
-                    self._done(backend.name, verdicts, self._backend(backend, folder, work, ref))
+                    self._done(backend.name, verdicts, self._backend(backend, folder, work, ref, preload))
             probe = ref["probe"]
             coverage = judge.coverage(
                 head_dim=probe["head_dim"], long_prompt_tokens=probe["long_prompt_tokens"],
@@ -306,7 +314,8 @@ class _Run:
         finally:
             shutil.rmtree(work, ignore_errors=True)
 
-    def _backend(self, backend: Backend, folder: str, work: Path, ref: dict[str, Any]) -> Verdict:
+    def _backend(self, backend: Backend, folder: str, work: Path, ref: dict[str, Any],
+                 preload: tuple[str, ...]) -> Verdict:
         missing = backend.unavailable()
         if missing:
             return Verdict(status="unavailable", reason=f"{missing} where this was verified")
@@ -318,9 +327,9 @@ class _Run:
             # vLLM gets a fresh interpreter: its engine expects to own process start-up.
             with _ENGINE_LOCK:
                 res = self._isolated(backend.name, "vllm_worker", {
-                    **common, "head_dim": ref["probe"]["head_dim"], "dtype": ref["info"]["dtype"]}, preload=False)
+                    **common, "head_dim": ref["probe"]["head_dim"], "dtype": ref["info"]["dtype"]}, preload=())
         else:
-            res = self._isolated(backend.name, "transformers_worker", common, preload=True)
+            res = self._isolated(backend.name, "transformers_worker", common, preload=preload)
         return self._judged(backend, res)
 
     def _judged(self, backend: Backend, res: IsolatedResult) -> Verdict:
