@@ -47,3 +47,10 @@ def compile_small() -> float:
 
     compiled = torch.compile(lambda x: (x * 2).sin().sum(), backend="inductor")
     return float(compiled(torch.ones(64)))
+
+
+def gc_state() -> dict:
+    """How many objects the collector leaves alone (frozen) and how many a full collection walks."""
+    import gc
+
+    return {"frozen": gc.get_freeze_count(), "walked": len(gc.get_objects())}

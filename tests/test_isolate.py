@@ -72,6 +72,18 @@ def test_forked_from_preloaded_server(tmp_path):
     assert (hung.status, hung.exit_code) == ("timeout", -9)
 
 
+def test_forked_workers_leave_what_they_inherit_to_the_collector_frozen(tmp_path):
+    """A forked worker freezes the server's objects (modules, classes): a full collection, which bench
+    makes before each phase, walks only what the worker made. A fresh interpreter freezes nothing."""
+    fresh = run_isolated("tests.isolate_workers:gc_state", timeout=60, cache_dir=tmp_path)
+    forked = run_isolated("tests.isolate_workers:gc_state", timeout=60, cache_dir=tmp_path, preload=("json",))
+    assert fresh.status == forked.status == "ok", (fresh.stderr_tail, forked.stderr_tail)
+    assert fresh.result["frozen"] == 0
+    # The server imported hubtool.runtime.isolate and its standard-library modules: thousands of objects.
+    assert forked.result["frozen"] > 5_000
+    assert forked.result["walked"] < fresh.result["walked"] / 2
+
+
 @pytest.mark.parametrize("preload", [(), ("json",)], ids=["interpreter", "forked"])
 def test_ctrl_c_the_moment_a_child_starts_kills_it(tmp_path, preload):
     """A Ctrl-C can land before the child has made its own process group (its first step):
