@@ -84,6 +84,37 @@ def test_forked_workers_leave_what_they_inherit_to_the_collector_frozen(tmp_path
     assert forked.result["walked"] < fresh.result["walked"] / 2
 
 
+def test_fork_server_is_killed_with_its_parent_not_left_to_unwind(tmp_path):
+    """A command that forked workers exits without its fork server outliving it: left to unwind (with
+    torch, about 1.5 s), the server held the command's stdout open, and `out=$(hubtool ...)` waited."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = (
+        "import os, sys\n"
+        "from pathlib import Path\n"
+        "from multiprocessing import forkserver\n"
+        "from hubtool.runtime.isolate import run_isolated\n"
+        "if __name__ == '__main__':\n"
+        "    ok = run_isolated('tests.isolate_workers:add', {'a': 1, 'b': 2}, timeout=60, cache_dir=Path(sys.argv[1]),\n"
+        "                      preload=('tests.forkserver_marker',))\n"
+        "    print(ok.status, ok.result['sum'], forkserver._forkserver._forkserver_pid)\n"
+    )
+    root = Path(__file__).resolve().parent.parent
+    marker = tmp_path / "unwound"
+    env = {**os.environ, "HUBTOOL_TEST_UNWOUND": str(marker),
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "work")], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    status, total, server = done.stdout.split()
+    assert (status, total) == ("ok", "3")
+    assert not marker.exists(), marker.read_text()
+    with pytest.raises(ProcessLookupError):  # gone (and reaped) by the time the pipe closed
+        os.kill(int(server), 0)
+
+
 @pytest.mark.parametrize("preload", [(), ("json",)], ids=["interpreter", "forked"])
 def test_ctrl_c_the_moment_a_child_starts_kills_it(tmp_path, preload):
     """A Ctrl-C can land before the child has made its own process group (its first step):
