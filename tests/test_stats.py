@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from hubtool.bench.stats import (
+    _hierarchical_medians,
     bootstrap_median_ci,
     count_outliers,
     ratio_of_medians,
@@ -103,6 +104,37 @@ def test_ratio_of_medians():
     assert hi - lo < 0.1
     with pytest.raises(ValueError):
         ratio_of_medians([1.0], [0.0])
+
+
+def _hierarchical_medians_by_definition(groups, *, rng, resamples):
+    """The two-stage resample written out one resample at a time (what the array version must match)."""
+    arrays = [np.asarray(g, dtype=float) for g in groups]
+    medians = np.empty(resamples)
+    for r in range(resamples):
+        chosen = rng.integers(0, len(arrays), size=len(arrays))
+        pooled = [arrays[i][rng.integers(0, arrays[i].size, size=arrays[i].size)] for i in chosen]
+        medians[r] = np.median(np.concatenate(pooled))
+    return medians
+
+
+def test_hierarchical_resample_draws_each_process_s_own_count():
+    # Two processes: one sample of 100, twenty of 0. A resample's median is 100 only when both
+    # draws pick the one-sample process (1 in 4); had it filled twenty slots, 0 would rarely win.
+    medians = _hierarchical_medians([[100.0], [0.0] * 20], rng=np.random.default_rng(0), resamples=4000)
+    assert set(np.unique(medians)) <= {0.0, 50.0, 100.0}
+    assert np.mean(medians == 100.0) == pytest.approx(0.25, abs=0.03)
+    assert np.mean(medians == 0.0) == pytest.approx(0.75, abs=0.03)
+
+
+@pytest.mark.parametrize("sizes", [(8, 8, 8), (5, 12, 40), (30, 1, 30, 7)])
+def test_hierarchical_medians_match_the_definition(sizes):
+    data = np.random.default_rng(7)
+    groups = [data.normal(10 + i % 2, 1.0, size) for i, size in enumerate(sizes)]
+    fast = _hierarchical_medians(groups, rng=np.random.default_rng(1), resamples=4000)
+    slow = _hierarchical_medians_by_definition(groups, rng=np.random.default_rng(2), resamples=4000)
+    spread = np.quantile(slow, 0.975) - np.quantile(slow, 0.025)
+    for q in (0.025, 0.25, 0.5, 0.75, 0.975):  # the same distribution, within resampling noise
+        assert np.quantile(fast, q) == pytest.approx(np.quantile(slow, q), abs=0.08 * spread)
 
 
 def test_spearman_known_values():

@@ -106,18 +106,37 @@ HIERARCHICAL_METHOD = (
 
 
 def _hierarchical_medians(groups: Sequence[Sequence[float]], *, rng, resamples: int):
-    """Medians of ``resamples`` two-stage resamples (processes, then samples within each)."""
+    """Medians of ``resamples`` two-stage resamples (processes, then samples within each).
+
+    One resample: draw k processes with replacement (k = how many there are), draw each chosen
+    process's own number of samples from it with replacement, pool, take the median. Drawn as
+    arrays, a block of resamples at a time, rather than one resample per Python iteration: the
+    loop took 1.4 s of a two-cell `bench --quick` (16 intervals).
+    """
     import numpy as np
 
     arrays = [_array(g) for g in groups if len(g)]
     if not arrays:
         raise ValueError("need at least one group with samples")
     k = len(arrays)
+    sizes = np.array([a.size for a in arrays])
+    longest = int(sizes.max())
+    padded = np.zeros((k, longest))
+    for i, values in enumerate(arrays):
+        padded[i, :values.size] = values
     medians = np.empty(resamples)
-    picks = rng.integers(0, k, size=(resamples, k))
-    for r in range(resamples):
-        pooled = [arrays[i][rng.integers(0, arrays[i].size, size=arrays[i].size)] for i in picks[r]]
-        medians[r] = np.median(np.concatenate(pooled))
+    block = max(1, 1_000_000 // (k * longest))  # resamples per block: about 8 MB per array
+    for start in range(0, resamples, block):
+        count = min(block, resamples - start)
+        picks = rng.integers(0, k, size=(count, k))
+        taken = sizes[picks]  # (count, k): how many samples each chosen process contributes
+        draws = np.floor(rng.random((count, k, longest)) * taken[..., None]).astype(np.intp)
+        values = padded[picks[..., None], draws]
+        if (sizes == longest).all():
+            medians[start:start + count] = np.median(values.reshape(count, -1), axis=1)
+        else:  # a shorter process fills only its own count of slots
+            values[np.arange(longest) >= taken[..., None]] = np.nan
+            medians[start:start + count] = np.nanmedian(values.reshape(count, -1), axis=1)
     return medians
 
 
