@@ -30,7 +30,9 @@ PYTEST_ARGS ?=
 RANDOM_ORDER ?= --random-order-bucket=module
 # make test spreads whole test files over worker processes (pytest-xdist, in the dev extra; one
 # file stays in one process, so its module fixtures are built once): 2 workers took the full
-# suite from 22 to 15 minutes on 2 cores. TEST_WORKERS=1 runs it in one process.
+# suite from 22 to 15 minutes on 2 cores. TEST_WORKERS=1 runs it in one process. Files are handed
+# out longest first, by the seconds in tests/durations.json (see tests/conftest.py), not by xdist's
+# own count of tests per file, which left the 2-minute demo test for last.
 TEST_WORKERS ?= 2
 FAST_LANE := -m "not slow and not family and not vllm"
 PYTEST := PYTHONPATH=$(CURDIR)$${PYTHONPATH:+:$$PYTHONPATH} $(BIN)/python -m pytest
@@ -88,7 +90,8 @@ test-fast: $(STAMP)
 
 # --random-order-bucket needs the plugin; an older venv without it runs the tests in file order.
 random_order = $(if $(RANDOM_ORDER),$(shell $(BIN)/python -c "import random_order" 2>/dev/null && echo '$(RANDOM_ORDER)'))
-workers = $(if $(filter-out 0 1,$(TEST_WORKERS)),$(shell $(BIN)/python -c "import xdist" 2>/dev/null && echo '-n $(TEST_WORKERS) --dist loadfile'))
+# (--no-loadscope-reorder is xdist 3.8's; an older xdist in someone else's venv orders by its own rule.)
+workers = $(if $(filter-out 0 1,$(TEST_WORKERS)),$(shell $(BIN)/python -c "import xdist" 2>/dev/null && echo '-n $(TEST_WORKERS) --dist loadfile' && $(BIN)/python -c "import sys, xdist; sys.exit(tuple(map(int, xdist.__version__.split('.')[:2])) < (3, 8))" 2>/dev/null && echo '--no-loadscope-reorder'))
 order_note = @$(if $(and $(RANDOM_ORDER),$(if $(random_order),,x)),echo "note: pytest-random-order is not in $(VENV): tests run in file order",:)
 
 # The whole job on the bundled specs: build, verify, bench, cards, report, push to a local

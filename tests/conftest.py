@@ -64,6 +64,80 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.family)
 
 
+# -- the order xdist hands out test files -------------------------------------------------------
+# make test gives whole files to two workers (--dist loadfile), in collection order when xdist's own
+# reordering (by number of tests per file) is off. The files take from 1 to 400 s, so a long one
+# handed out last runs alone at the end: longest first. The seconds are recorded, not guessed:
+# `make test PYTEST_ARGS=--record-durations` rewrites the file. A stale or missing entry only costs
+# speed; a file not in it counts as the median.
+DURATIONS = REPO / "tests" / "durations.json"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--record-durations", action="store_true",
+                     help=f"write each test file's seconds (setup, call, teardown) to {DURATIONS.name}, "
+                          "which orders the files that make test spreads over its workers: longest first")
+
+
+class _LongestFilesFirst:
+    """After random-order's shuffle: files by recorded seconds, the shuffled order kept within each file."""
+
+    def __init__(self, seconds: dict[str, float]) -> None:
+        self.seconds = seconds
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        import statistics
+
+        default = statistics.median(self.seconds.values())
+        first: dict[str, int] = {}
+        for index, item in enumerate(items):
+            first.setdefault(_file_of(item), index)
+        items.sort(key=lambda item: (-self.seconds.get(_file_of(item), default), first[_file_of(item)]))
+
+
+class _RecordDurations:
+    """Sums each file's report durations in the process that prints the results (xdist's controller)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        name = report.nodeid.split("::")[0]
+        self.seconds[name] = self.seconds.get(name, 0.0) + report.duration
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        """Files that ran replace their entries; the others keep theirs (so record on the whole suite)."""
+        import datetime
+        import json
+
+        recorded = json.loads(DURATIONS.read_text()).get("seconds", {}) if DURATIONS.is_file() else {}
+        recorded.update({name: round(total, 1) for name, total in self.seconds.items()})
+        DURATIONS.write_text(json.dumps({
+            "command": "make test PYTEST_ARGS=--record-durations",
+            "measured": f"{datetime.date.today()}, {os.cpu_count()} cores",
+            "seconds": dict(sorted(recorded.items(), key=lambda kv: -kv[1])),
+        }, indent=1) + "\n")
+
+
+def _file_of(item: pytest.Item) -> str:
+    return item.nodeid.split("::")[0]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    worker = hasattr(config, "workerinput")  # an xdist worker: the controller records
+    if config.getoption("--record-durations") and not worker:
+        config.pluginmanager.register(_RecordDurations(), "hubtool-record-durations")
+    # Only where files are spread over workers (where xdist reordered them anyway): one process keeps
+    # random-order's shuffled file order.
+    if (worker or getattr(config.option, "dist", "no") != "no") and DURATIONS.is_file():
+        import json
+
+        seconds = json.loads(DURATIONS.read_text()).get("seconds") or {}
+        if seconds:
+            config.pluginmanager.register(_LongestFilesFirst(seconds), "hubtool-longest-files-first")
+
+
 @pytest.fixture(autouse=True)
 def _offline_and_isolated(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
     """No test may reach a real hub, nor read or write the user's caches."""
