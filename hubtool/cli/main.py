@@ -96,7 +96,8 @@ def main() -> None:
     else:
         code = returned if isinstance(returned, int) else 0
     if interrupt.requested():  # a signal some library swallowed: the command did not finish as asked
-        click.echo("Interrupted.", err=True)
+        if code != 130:  # 130: the command group has said "Interrupted." already
+            click.echo("Interrupted.", err=True)
         sys.exit(130)
     sys.exit(code)
 
