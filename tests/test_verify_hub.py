@@ -4,6 +4,7 @@ never silently from a cached copy."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from click.testing import CliRunner
@@ -64,8 +65,11 @@ def test_an_unreachable_hub_is_an_error_unless_offline_is_asked(models, hub, tmp
     hub.stop()
     down = runner.invoke(cli, ["verify", "Crusadersk/tiny-gpt2", *common])
     assert down.exit_code == 3
-    assert down.output.strip().splitlines() == [
-        f"Error: cannot connect to {hub.url} (connection refused or host unreachable); is the hub running?"]
+    lines = down.output.strip().splitlines()
+    assert lines[-1] == (f"Error: cannot connect to {hub.url} (connection refused or host unreachable); "
+                         "is the hub running?")
+    assert [re.sub(r"^\d\d:\d\d:\d\d | [\d.]+ s$", "", line) for line in lines[:-1]] == [
+        "Crusadersk/tiny-gpt2: fetch files started", "Crusadersk/tiny-gpt2: fetch files failed after"]
     cached = runner.invoke(cli, ["verify", "Crusadersk/tiny-gpt2", *common, "--offline"])
     assert cached.exit_code == 0, cached.output
     assert (f"Crusadersk/tiny-gpt2: cached copy at commit {pushed.commit_oid}, hub not contacted (offline)"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -11,7 +11,7 @@ import click
 
 from hubtool.cli.options import EXIT_CODES_HELP, all_option, echo_json, json_option, names_argument, out_option
 from hubtool.errors import UsageError
-from hubtool.runtime.progress import Progress, format_count
+from hubtool.runtime.progress import Progress, Stage, format_count
 from hubtool.spec.catalog import family_for, model_dir, resolve_targets
 
 
@@ -90,9 +90,9 @@ def push_cmd(names: tuple[str, ...], all_: bool, repo_id: str | None, namespace:
             if dry_run:
                 result = push_model(folder, **push)
             else:
-                with progress.stage(spec.name, "push") as stage:
+                with progress.stage(spec.name, "push", unit="B") as stage:
                     stage.update(detail=_folder_size(folder))
-                    result = push_model(folder, **push)
+                    result = push_model(folder, **push, on_bytes=_bytes_of(stage))
             summaries.append({"model": spec.name, "repo_id": result.repo_id, "endpoint": result.endpoint,
                               "revision": result.revision, "status": result.status, "commit": result.commit_oid,
                               "changes": [c.__dict__ for c in result.changes], "verified": result.verified,
@@ -101,6 +101,14 @@ def push_cmd(names: tuple[str, ...], all_: bool, repo_id: str | None, namespace:
                 _report(spec.name, result, dry_run=dry_run)
     if as_json:
         echo_json(summaries)
+
+
+def _bytes_of(stage: Stage) -> Callable[[int, int | None], None]:
+    """The push stage's count: bytes of the changed files read for the upload, of all to send."""
+    def on_bytes(done: int, total: int | None) -> None:
+        stage.update(done=done, total=total)
+
+    return on_bytes
 
 
 def _folder_size(folder: Path) -> str:
@@ -113,7 +121,7 @@ def _folder_size(folder: Path) -> str:
 @contextmanager
 def _hub_bars_off() -> Iterator[None]:
     """huggingface_hub's own tqdm bars off while pushing: they draw with carriage returns even into
-    a log, and would fight the live display. (It has no upload-bytes callback to show instead.)"""
+    a log, and would fight the live display. The push stage counts the bytes read instead."""
     from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
 
     were_off = are_progress_bars_disabled()

@@ -45,6 +45,15 @@ def configure_transfer(endpoint: str) -> None:
         constants.HF_HUB_DISABLE_XET = True
 
 
+def xet_enabled() -> bool:
+    """Whether huggingface_hub sends LFS files through Xet now (after ``configure_transfer``)."""
+    import importlib.util
+
+    from huggingface_hub import constants
+
+    return not constants.HF_HUB_DISABLE_XET and importlib.util.find_spec("hf_xet") is not None
+
+
 def make_api(endpoint: str, token: str | None = None):
     """An HfApi bound to ``endpoint`` (HF_ENDPOINT is only read at import; this is not)."""
     from huggingface_hub import HfApi

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from hubtool.errors import HubError
 from hubtool.hub.client import (
@@ -20,6 +21,9 @@ from hubtool.hub.client import (
     resolve_endpoint,
 )
 from hubtool.spec.catalog import is_spec_path
+
+if TYPE_CHECKING:
+    from hubtool.hub.transfer import ByteReport
 
 _PART = r"[A-Za-z0-9][A-Za-z0-9._-]*"
 REPO_REF_RE = re.compile(rf"^(?P<repo>{_PART}/{_PART})(?:@(?P<rev>[^\s@]+))?$")
@@ -61,29 +65,46 @@ def pull_repo(
 
 def fetch_repo(
     repo: str, *, endpoint: str | None = None, token: str | None = None, allow_patterns: list[str] | None = None,
-    offline: bool | None = None,
+    offline: bool | None = None, on_bytes: ByteReport | None = None,
 ) -> Pulled:
     """Download ``ORG/NAME[@REVISION]`` at one resolved commit and return where it is.
 
     The hub is asked first which commit the revision names; an unreachable hub is an
     error, never a silent fall-back to a cached copy. Only ``offline`` (default:
     HF_HUB_OFFLINE) uses the cache without contacting the hub, and says so.
+    ``on_bytes(done, total)`` hears the bytes downloaded (first ``(0, None)``, before the
+    hub is asked); huggingface_hub's own bars are then not drawn.
     """
     repo_id, revision = parse_repo_ref(repo)
     url = resolve_endpoint(endpoint)
     configure_transfer(url)
-    from huggingface_hub import snapshot_download
+    from hubtool.hub.transfer import byte_bars
 
     offline = is_offline() if offline is None else offline
+    bars: dict[str, Any] = {"tqdm_class": byte_bars(on_bytes)} if on_bytes else {}
+    if on_bytes:
+        on_bytes(0, None)
+    try:
+        return _fetch(repo_id, revision, url=url, token=token, allow_patterns=allow_patterns, offline=offline,
+                      bars=bars)
+    finally:
+        if bars:
+            bars["tqdm_class"].reporting = False
+
+
+def _fetch(repo_id: str, revision: str | None, *, url: str, token: str | None, allow_patterns: list[str] | None,
+           offline: bool, bars: dict[str, Any]) -> Pulled:
+    from huggingface_hub import snapshot_download
+
     try:
         if offline:
             folder = Path(snapshot_download(repo_id, revision=revision, endpoint=url, token=token,
-                                            local_files_only=True, allow_patterns=allow_patterns))
+                                            local_files_only=True, allow_patterns=allow_patterns, **bars))
             return Pulled(folder, repo_id, revision, folder.name, url, hub_reached=False, offline=True)
         # Ask the hub first: snapshot_download alone falls back to a cached copy when the hub is down.
         commit = make_api(url, token).model_info(repo_id, revision=revision).sha
         folder = Path(snapshot_download(repo_id, revision=revision, endpoint=url, token=token,
-                                        allow_patterns=allow_patterns))
+                                        allow_patterns=allow_patterns, **bars))
     except hub_exceptions() as exc:
         raise describe_error(
             exc, endpoint=url, repo_id=repo_id, revision=revision, token_sent=_token_sent(token)

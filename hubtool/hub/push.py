@@ -11,15 +11,19 @@ from __future__ import annotations
 import hashlib
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hubtool.errors import ArtifactError, FoundWrong, HubError, display_path
 from hubtool.evidence.provenance import read_provenance
 from hubtool.hub.client import DEFAULT_ENDPOINT, describe_error, hub_exceptions, make_api, resolve_endpoint
 from hubtool.hub.pull import REPO_REF_RE
 from hubtool.runtime.environment import hubtool_version
+
+if TYPE_CHECKING:
+    from hubtool.hub.transfer import ByteReport
 
 _TEMP_SUFFIXES = ("~", ".tmp", ".temp", ".part", ".partial", ".swp", ".lock", ".incomplete")
 
@@ -129,10 +133,13 @@ def push_model(
     force: bool = False,
     token: str | None = None,
     tag: str | None = None,
+    on_bytes: ByteReport | None = None,
 ) -> PushResult:
     """Push the repo files of ``folder`` to ``repo_id`` in one commit (or plan it, with dry_run).
 
     ``tag``: tag the pushed commit (or, when nothing changed, the branch's current head).
+    ``on_bytes(done, total)`` hears the bytes of the changed files as they are read for the
+    upload; not through Xet (huggingface.co with hf_xet), which reads files by path, unseen.
     """
     start = time.perf_counter()
     folder = Path(folder)
@@ -189,14 +196,17 @@ def push_model(
             api.create_repo(repo_id, private=private, exist_ok=True)
         elif not branch_exists and not create_pr:
             api.create_branch(repo_id, branch=branch, exist_ok=True)
-        commit = api.create_commit(
-            repo_id,
-            operations=to_send,
-            commit_message=commit_message or default_commit_message(folder),
-            revision=None if create_pr else branch,
-            create_pr=create_pr,
-            parent_commit=info.sha if info is not None and branch_exists else None,
-        )
+        with ExitStack() as readers:
+            if on_bytes is not None:
+                _count_reads(to_send, on_bytes, readers)
+            commit = api.create_commit(
+                repo_id,
+                operations=to_send,
+                commit_message=commit_message or default_commit_message(folder),
+                revision=None if create_pr else branch,
+                create_pr=create_pr,
+                parent_commit=info.sha if info is not None and branch_exists else None,
+            )
     except hub_exceptions() as exc:
         raise fail(exc) from None
     verified = verify_remote(api, repo_id, commit.oid, folder, operations, fail=fail, token=token)
@@ -204,6 +214,23 @@ def push_model(
         _tag(api, repo_id=repo_id, tag=tag, commit_oid=commit.oid, fail=fail)
     return PushResult(repo_id, url, branch, "pushed", changes, commit_oid=commit.oid, commit_url=commit.commit_url,
                       pr_url=commit.pr_url, tag=tag, verified=verified, seconds=time.perf_counter() - start)
+
+
+def _count_reads(operations: list[Any], on_bytes: ByteReport, readers: ExitStack) -> None:
+    """Let huggingface_hub read each file through a reader that reports the bytes read.
+
+    ``CommitOperationAdd`` takes an open binary file in place of a path; it is swapped in after
+    the digest is known, so no file is hashed twice. Xet uploads take paths only (given a file
+    object, huggingface_hub falls back to plain LFS with a warning), so there nothing is counted.
+    """
+    from hubtool.hub.client import xet_enabled
+    from hubtool.hub.transfer import UploadCounter
+
+    if xet_enabled():
+        return
+    counter = UploadCounter(sum(op.upload_info.size for op in operations), on_bytes)
+    for op in operations:
+        op.path_or_fileobj = readers.enter_context(counter.reader(op.path_or_fileobj))
 
 
 def _check_tag_name(tag: str, *, create_pr: bool) -> None:

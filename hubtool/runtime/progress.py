@@ -79,12 +79,14 @@ class Stage:
         """``n`` more units done."""
         self.update(done=self.done + n)
 
-    def update(self, *, done: int | None = None, detail: str | None = None) -> None:
-        """Set the units done and/or the detail text (e.g. the current loss)."""
+    def update(self, *, done: int | None = None, detail: str | None = None, total: int | None = None) -> None:
+        """Set the units done, the detail text (e.g. the current loss) and/or the total, once known."""
         if done is not None:
             self.done = done
         if detail is not None:
             self.detail = detail
+        if total is not None:
+            self.total = total
         self._progress._changed(self)
 
     def close(self, outcome: str = "done") -> None:
@@ -199,7 +201,7 @@ class Progress:
     def _changed(self, stage: Stage) -> None:
         with self._lock:
             if self.live and stage.task is not None and not stage.closed:
-                self._display().update(stage.task, completed=stage.done, count=stage.count(),
+                self._display().update(stage.task, completed=stage.done, total=stage.total, count=stage.count(),
                                        detail=stage.detail or "")
 
     def _close(self, stage: Stage, outcome: str) -> None:

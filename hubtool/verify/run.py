@@ -63,7 +63,8 @@ def torch_preload(*, compiled: bool) -> tuple[str, ...]:
 _ENGINE_LOCK = threading.Lock()
 
 # progress(event, backend, data): "start" with {"pid": child pid} once its process runs,
-# "done" with the backend's Verdict.
+# "done" with the backend's Verdict. A repo id's download comes first, as the backend "download":
+# "fetch" with {"done": bytes, "total": bytes or None} as it goes, then "fetched" with the same.
 Progress = Callable[[str, str, Any], None]
 
 
@@ -93,7 +94,16 @@ def verify_target(
         raise UsageError(f"--new-tokens must be at least 1, got {new_tokens}")
     if graph_breaks_allowed < 0:
         raise UsageError(f"--allow-graph-breaks must be 0 or more, got {graph_breaks_allowed}")
-    resolved = resolve_target(target, out=out, endpoint=endpoint, offline=offline)
+    moved: dict[str, Any] = {"done": 0, "total": None}
+
+    def on_bytes(done: int, total: int | None) -> None:
+        moved.update(done=done, total=total)
+        if progress:
+            progress("fetch", "download", dict(moved))
+
+    resolved = resolve_target(target, out=out, endpoint=endpoint, offline=offline, on_bytes=on_bytes)
+    if progress and resolved.source.kind == "hub":
+        progress("fetched", "download", dict(moved))
     subject = folder_identity(resolved.folder)
     tol = judge.tolerances(new_tokens=new_tokens, graph_breaks_allowed=graph_breaks_allowed)
     checks, digests = check_weights(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hubtool.errors import ArtifactError, UsageError, display_path
 from hubtool.evidence.provenance import Provenance, read_provenance
@@ -17,6 +17,9 @@ from hubtool.evidence.verification import Source
 from hubtool.folder.names import CONFIG_FILE
 from hubtool.hub.pull import REPO_REF_RE
 from hubtool.spec.catalog import artifacts_root, is_spec_path, resolve_spec, spec_names
+
+if TYPE_CHECKING:
+    from hubtool.hub.transfer import ByteReport
 
 
 @dataclass(frozen=True)
@@ -57,7 +60,8 @@ def _claim_from(prov: Provenance | None) -> Claim | None:
 
 
 def resolve_target(target: str, *, out: Path | str | None = None, endpoint: str | None = None,
-                   offline: bool | None = None) -> Target:
+                   offline: bool | None = None, on_bytes: ByteReport | None = None) -> Target:
+    """``on_bytes(done, total)`` hears the download of a repo id (``hubtool.hub.pull.fetch_repo``)."""
     path = Path(target)
     if path.is_dir():
         if not (path / CONFIG_FILE).is_file():
@@ -77,7 +81,7 @@ def resolve_target(target: str, *, out: Path | str | None = None, endpoint: str 
     if REPO_REF_RE.match(target):
         from hubtool.hub.pull import fetch_repo
 
-        pulled = fetch_repo(target, endpoint=endpoint, offline=offline)
+        pulled = fetch_repo(target, endpoint=endpoint, offline=offline, on_bytes=on_bytes)
         prov, error = _provenance(pulled.folder)
         source = Source(kind="hub", folder=str(pulled.folder), repo_id=pulled.repo_id, revision=pulled.revision,
                         commit=pulled.commit, endpoint=pulled.endpoint, hub_reached=pulled.hub_reached,
