@@ -160,13 +160,12 @@ def _stages(display: Any, target: str):
     open_stages: dict[str, Any] = {}
 
     def progress(event: str, backend: str, data: Any) -> None:
-        if event in ("fetch", "fetched"):  # a repo id's download, before any backend runs
-            stage = open_stages.get(backend)
-            if stage is None:
-                stage = open_stages[backend] = display.stage(target, "fetch files", unit="B")
-            stage.update(done=data["done"], total=data["total"])
-            if event == "fetched":
-                open_stages.pop(backend).close("done")
+        if event == "fetch":  # a repo id's download, before any backend runs
+            if backend not in open_stages:
+                open_stages[backend] = display.stage(target, "fetch files", unit="B")
+            open_stages[backend].update(done=data["done"], total=data["total"])
+        elif event == "fetched":
+            open_stages.pop(backend).close("done")
         elif event == "start":
             what = "reference (eager, float64, probe)" if backend == "eager" else backend
             open_stages[backend] = display.stage(target, f"verify {what}")

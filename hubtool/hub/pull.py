@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from hubtool.errors import HubError
 from hubtool.hub.client import (
@@ -78,37 +78,25 @@ def fetch_repo(
     repo_id, revision = parse_repo_ref(repo)
     url = resolve_endpoint(endpoint)
     configure_transfer(url)
-    from hubtool.hub.transfer import byte_bars
-
-    offline = is_offline() if offline is None else offline
-    bars: dict[str, Any] = {"tqdm_class": byte_bars(on_bytes)} if on_bytes else {}
-    if on_bytes:
-        on_bytes(0, None)
-    try:
-        return _fetch(repo_id, revision, url=url, token=token, allow_patterns=allow_patterns, offline=offline,
-                      bars=bars)
-    finally:
-        if bars:
-            bars["tqdm_class"].reporting = False
-
-
-def _fetch(repo_id: str, revision: str | None, *, url: str, token: str | None, allow_patterns: list[str] | None,
-           offline: bool, bars: dict[str, Any]) -> Pulled:
     from huggingface_hub import snapshot_download
 
-    try:
-        if offline:
+    from hubtool.hub.transfer import download_bars
+
+    offline = is_offline() if offline is None else offline
+    with download_bars(on_bytes) as bars:
+        try:
+            if offline:
+                folder = Path(snapshot_download(repo_id, revision=revision, endpoint=url, token=token,
+                                                local_files_only=True, allow_patterns=allow_patterns, **bars))
+                return Pulled(folder, repo_id, revision, folder.name, url, hub_reached=False, offline=True)
+            # Ask the hub first: snapshot_download alone falls back to a cached copy when the hub is down.
+            commit = make_api(url, token).model_info(repo_id, revision=revision).sha
             folder = Path(snapshot_download(repo_id, revision=revision, endpoint=url, token=token,
-                                            local_files_only=True, allow_patterns=allow_patterns, **bars))
-            return Pulled(folder, repo_id, revision, folder.name, url, hub_reached=False, offline=True)
-        # Ask the hub first: snapshot_download alone falls back to a cached copy when the hub is down.
-        commit = make_api(url, token).model_info(repo_id, revision=revision).sha
-        folder = Path(snapshot_download(repo_id, revision=revision, endpoint=url, token=token,
-                                        allow_patterns=allow_patterns, **bars))
-    except hub_exceptions() as exc:
-        raise describe_error(
-            exc, endpoint=url, repo_id=repo_id, revision=revision, token_sent=_token_sent(token)
-        ) from None
+                                            allow_patterns=allow_patterns, **bars))
+        except hub_exceptions() as exc:
+            raise describe_error(
+                exc, endpoint=url, repo_id=repo_id, revision=revision, token_sent=_token_sent(token)
+            ) from None
     # The snapshot folder is named by the commit it holds (a push in between moves the branch).
     commit = folder.name if re.fullmatch(r"[0-9a-f]{40}", folder.name) else commit
     return Pulled(folder, repo_id, revision, commit or folder.name, url, hub_reached=True, offline=False)

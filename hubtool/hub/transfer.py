@@ -20,7 +20,8 @@ import io
 import itertools
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 ByteReport = Callable[[int, "int | None"], None]
@@ -38,7 +39,7 @@ class _Sink:
         pass
 
 
-def byte_bars(on_bytes: ByteReport) -> type:
+def byte_bars(on_bytes: ByteReport) -> type[Any]:
     """A tqdm class for ``snapshot_download``: silent; reports (bytes done, bytes expected).
 
     huggingface_hub 2.x keeps two byte bars (received and written to disk), 1.x one; the
@@ -57,21 +58,17 @@ def byte_bars(on_bytes: ByteReport) -> type:
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             kwargs.pop("name", None)  # huggingface_hub's own keyword, not tqdm's
-            kwargs.update(disable=False, file=_Sink(), mininterval=0, leave=False)
+            # miniters=0 and mininterval=0: every update redraws, that is calls display()
+            kwargs.update(disable=False, file=_Sink(), mininterval=0, miniters=0, leave=False)
             super().__init__(*args, **kwargs)
             if self.unit == "B":
                 with lock:
                     byte_bars_seen.append(self)
             self._report()
 
-        def display(self, *args: Any, **kwargs: Any) -> bool:  # called on refresh and on a total change
+        def display(self, *args: Any, **kwargs: Any) -> bool:  # on every update, refresh and total change
             self._report()
             return True
-
-        def update(self, n: float | None = 1) -> bool | None:
-            shown = super().update(n)
-            self._report()
-            return shown
 
         def _report(self) -> None:
             if not SilentBytes.reporting or getattr(self, "unit", None) != "B":
@@ -83,6 +80,21 @@ def byte_bars(on_bytes: ByteReport) -> type:
 
     SilentBytes.set_lock(threading.RLock())  # not tqdm's default, which starts a multiprocessing helper
     return SilentBytes
+
+
+@contextmanager
+def download_bars(on_bytes: ByteReport | None) -> Iterator[dict[str, Any]]:
+    """``snapshot_download``'s keyword arguments for silent bars reporting to ``on_bytes`` (none
+    without it). Reports ``(0, None)`` first; nothing after the block ends."""
+    if on_bytes is None:
+        yield {}
+        return
+    bars = byte_bars(on_bytes)
+    on_bytes(0, None)
+    try:
+        yield {"tqdm_class": bars}
+    finally:
+        bars.reporting = False
 
 
 class UploadCounter:

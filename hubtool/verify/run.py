@@ -64,7 +64,7 @@ _ENGINE_LOCK = threading.Lock()
 
 # progress(event, backend, data): "start" with {"pid": child pid} once its process runs,
 # "done" with the backend's Verdict. A repo id's download comes first, as the backend "download":
-# "fetch" with {"done": bytes, "total": bytes or None} as it goes, then "fetched" with the same.
+# "fetch" with {"done": bytes, "total": bytes or None} as it goes, then "fetched" (no data).
 Progress = Callable[[str, str, Any], None]
 
 
@@ -94,16 +94,13 @@ def verify_target(
         raise UsageError(f"--new-tokens must be at least 1, got {new_tokens}")
     if graph_breaks_allowed < 0:
         raise UsageError(f"--allow-graph-breaks must be 0 or more, got {graph_breaks_allowed}")
-    moved: dict[str, Any] = {"done": 0, "total": None}
-
-    def on_bytes(done: int, total: int | None) -> None:
-        moved.update(done=done, total=total)
+    def on_bytes(done: int, total: int | None) -> None:  # passed even without progress: no hub bars drawn
         if progress:
-            progress("fetch", "download", dict(moved))
+            progress("fetch", "download", {"done": done, "total": total})
 
     resolved = resolve_target(target, out=out, endpoint=endpoint, offline=offline, on_bytes=on_bytes)
     if progress and resolved.source.kind == "hub":
-        progress("fetched", "download", dict(moved))
+        progress("fetched", "download", None)
     subject = folder_identity(resolved.folder)
     tol = judge.tolerances(new_tokens=new_tokens, graph_breaks_allowed=graph_breaks_allowed)
     checks, digests = check_weights(
